@@ -119,9 +119,7 @@ impl AuthorityErrorKind {
             Self::NameTooLong => "host name longer than 253 bytes",
             Self::PercentEncoding => "percent-encoding is not allowed in a host name",
             Self::TrailingGarbage => "unexpected bytes after the authority",
-            Self::NonCanonicalIpv4 => {
-                "numeric host that is not a dotted-decimal IPv4 address"
-            }
+            Self::NonCanonicalIpv4 => "numeric host that is not a dotted-decimal IPv4 address",
             Self::TrailingDot => "server name must not end with a dot",
             Self::IpLiteral => "an IP address is not allowed here, only a DNS name",
             Self::Idna => "name cannot be converted to A-labels (UTS 46)",

@@ -472,7 +472,8 @@ fn parse_ipv4_dotted(input: &[u8]) -> Option<Ipv4Addr> {
         let value = match part {
             [d] if d.is_ascii_digit() => u16::from(d - b'0'),
             [b'1'..=b'9', rest @ ..] if rest.len() <= 2 && rest.iter().all(u8::is_ascii_digit) => {
-                part.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'))
+                part.iter()
+                    .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'))
             }
             _ => return None,
         };
@@ -514,8 +515,19 @@ mod tests {
     #[test]
     fn dotted_decimal() {
         assert_eq!(parse_ipv4_dotted(b"0.0.0.0"), Some(Ipv4Addr::UNSPECIFIED));
-        assert_eq!(parse_ipv4_dotted(b"255.255.255.255"), Some(Ipv4Addr::BROADCAST));
-        for bad in ["256.0.0.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "1..2.3", "1.2.3.", "1000.1.1.1"] {
+        assert_eq!(
+            parse_ipv4_dotted(b"255.255.255.255"),
+            Some(Ipv4Addr::BROADCAST)
+        );
+        for bad in [
+            "256.0.0.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            "1.2.3.",
+            "1000.1.1.1",
+        ] {
             assert_eq!(parse_ipv4_dotted(bad.as_bytes()), None, "{bad}");
         }
     }

@@ -35,7 +35,11 @@ impl RequestTarget {
     }
 }
 
-fn from_components(version: Version, uri: &Uri, headers: &HeaderMap) -> Result<RequestTarget, TargetError> {
+fn from_components(
+    version: Version,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<RequestTarget, TargetError> {
     let hosts = headers.get_all(HOST).into_iter().map(|v| v.as_bytes());
     let scheme = match uri.scheme_str() {
         Some(s) => Some(

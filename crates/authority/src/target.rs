@@ -62,7 +62,10 @@ impl RequestTarget {
     /// assert_eq!(t.authority().to_string(), "a.example:8443");
     /// assert_eq!(t.source(), TargetSource::AbsoluteForm);
     /// ```
-    pub fn from_h1<'a, I>(target_authority: Option<&[u8]>, host_headers: I) -> Result<Self, TargetError>
+    pub fn from_h1<'a, I>(
+        target_authority: Option<&[u8]>,
+        host_headers: I,
+    ) -> Result<Self, TargetError>
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
@@ -74,7 +77,8 @@ impl RequestTarget {
                 return Err(TargetError::new(TargetErrorKind::DuplicateHost, None));
             }
         };
-        let host = Authority::parse(host).map_err(|e| TargetError::new(TargetErrorKind::InvalidHost, Some(e)));
+        let host = Authority::parse(host)
+            .map_err(|e| TargetError::new(TargetErrorKind::InvalidHost, Some(e)));
         match target_authority {
             Some(target) => {
                 let authority = Authority::parse(target)
@@ -105,7 +109,10 @@ impl RequestTarget {
     /// let err = RequestTarget::from_h2(None, none).unwrap_err();
     /// assert_eq!(err.kind(), TargetErrorKind::MissingAuthority);
     /// ```
-    pub fn from_h2<'a, I>(authority_pseudo: Option<&[u8]>, host_headers: I) -> Result<Self, TargetError>
+    pub fn from_h2<'a, I>(
+        authority_pseudo: Option<&[u8]>,
+        host_headers: I,
+    ) -> Result<Self, TargetError>
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
@@ -161,7 +168,11 @@ impl RequestTarget {
     }
 
     fn new(authority: Authority, source: TargetSource) -> Self {
-        Self { authority, scheme: None, source }
+        Self {
+            authority,
+            scheme: None,
+            source,
+        }
     }
 }
 
@@ -210,7 +221,8 @@ fn same_entity(scheme: Option<Scheme>, a: &Authority, b: &Authority) -> bool {
     }
     match scheme {
         Some(scheme) => {
-            a.host() == b.host() && a.port_or(scheme.default_port()) == b.port_or(scheme.default_port())
+            a.host() == b.host()
+                && a.port_or(scheme.default_port()) == b.port_or(scheme.default_port())
         }
         None => false,
     }
