@@ -1,1 +1,81 @@
-fn main() {}
+//! `authority` group: parse and normalise four typical authorities per iteration.
+//!
+//! - `misdirect`: `Authority::parse`, yielding the normalised host and port.
+//! - `http`: `http::uri::Authority::from_str`, then the host lowercased and `port_u16`: the
+//!   normalisation a server must add to compare hosts.
+//! - `http-parse-only`: `http::uri::Authority::from_str` alone (no normalisation).
+//! - `url`: `url::Url::parse` of `https://{authority}` (WHATWG; lowercases and fills ports).
+//! - `fluent-uri`: `fluent_uri::Uri::parse` of `https://{authority}`, host lowercased, port.
+//!
+//! Run: `cargo bench -p misdirect-benches --bench authority`
+
+use std::hint::black_box;
+use std::str::FromStr;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+const INPUTS: [&str; 4] = [
+    "www.example.com:443",
+    "WWW.Example.COM",
+    "[2001:db8::1]:8443",
+    "192.0.2.1:80",
+];
+
+fn authority(c: &mut Criterion) {
+    let urls: Vec<String> = INPUTS.iter().map(|a| format!("https://{a}")).collect();
+    let mut group = c.benchmark_group("authority");
+
+    group.bench_function("misdirect", |b| {
+        b.iter(|| {
+            for input in INPUTS {
+                let a = misdirect_authority::Authority::parse(black_box(input.as_bytes()))
+                    .expect("valid");
+                black_box((a.host(), a.port()));
+            }
+        })
+    });
+
+    group.bench_function("http", |b| {
+        b.iter(|| {
+            for input in INPUTS {
+                let a = http::uri::Authority::from_str(black_box(input)).expect("valid");
+                black_box((a.host().to_ascii_lowercase(), a.port_u16()));
+            }
+        })
+    });
+
+    group.bench_function("http-parse-only", |b| {
+        b.iter(|| {
+            for input in INPUTS {
+                black_box(http::uri::Authority::from_str(black_box(input)).expect("valid"));
+            }
+        })
+    });
+
+    group.bench_function("url", |b| {
+        b.iter(|| {
+            for u in &urls {
+                let url = url::Url::parse(black_box(u)).expect("valid");
+                black_box((url.host(), url.port_or_known_default()));
+            }
+        })
+    });
+
+    group.bench_function("fluent-uri", |b| {
+        b.iter(|| {
+            for u in &urls {
+                let uri = fluent_uri::Uri::parse(black_box(u.as_str())).expect("valid");
+                let a = uri.authority().expect("has authority");
+                black_box((
+                    a.host().to_ascii_lowercase(),
+                    a.port_to_u16().expect("port"),
+                ));
+            }
+        })
+    });
+
+    group.finish();
+}
+
+criterion_group!(benches, authority);
+criterion_main!(benches);
