@@ -77,5 +77,23 @@ fn authority(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, authority);
+/// Each input alone, to see where the time goes.
+fn authority_inputs(c: &mut Criterion) {
+    let mut group = c.benchmark_group("authority_inputs");
+    for input in INPUTS {
+        group.bench_function(format!("misdirect/{input}"), |b| {
+            b.iter(|| {
+                let a = misdirect_authority::Authority::parse(black_box(input.as_bytes()))
+                    .expect("valid");
+                black_box((a.host(), a.port()));
+            })
+        });
+        group.bench_function(format!("http-parse-only/{input}"), |b| {
+            b.iter(|| black_box(http::uri::Authority::from_str(black_box(input)).expect("valid")))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, authority, authority_inputs);
 criterion_main!(benches);

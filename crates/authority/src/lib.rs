@@ -54,3 +54,8 @@ pub use error::{AuthorityError, AuthorityErrorKind};
 pub use host::{Host, HostName, MAX_LABEL_LEN, MAX_NAME_LEN};
 pub use origin::{Origin, Scheme};
 pub use target::{RequestTarget, TargetError, TargetErrorKind, TargetSource};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
