@@ -74,3 +74,8 @@ pub use origin_frame::{
 };
 pub use reason::{RenderReason, StaticReason};
 pub use render::{RenderOptions, render};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -59,7 +59,7 @@ pub const MAX_PAYLOAD_LEN: usize = (1 << 24) - 1;
 ///
 /// let frame = OriginFrame::from_origins(["https://example.com", "https://cdn.example.com:8443"])?;
 /// let wire = frame.to_frame();
-/// assert_eq!(&wire[..9], b"\x00\x00\x31\x0c\x00\x00\x00\x00\x00");
+/// assert_eq!(&wire[..9], b"\x00\x00\x33\x0c\x00\x00\x00\x00\x00");
 /// let (decoded, used) = OriginFrame::decode_frame(&wire)?;
 /// assert_eq!(used, wire.len());
 /// assert_eq!(decoded, frame);
