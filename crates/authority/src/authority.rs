@@ -2,7 +2,7 @@ use core::fmt;
 use core::str::FromStr;
 
 use crate::error::{AuthorityError, AuthorityErrorKind as Kind};
-use crate::host::{Host, finish_reg_name, parse_bracketed, scan_reg_name};
+use crate::host::{Host, parse_bracketed, parse_reg_name};
 
 /// A validated, normalised HTTP authority: `host[:port]` without userinfo.
 ///
@@ -123,8 +123,7 @@ fn parse_authority(input: &[u8]) -> Result<Authority, AuthorityError> {
         };
         return Ok(Authority { host, port });
     }
-    let end = scan_reg_name(input)?;
-    let host = finish_reg_name(&input[..end])?;
+    let (host, end) = parse_reg_name(input)?;
     let port = match input.get(end + 1..) {
         Some(digits) => parse_port(digits, end + 1)?,
         None => None,

@@ -145,9 +145,9 @@ const CASES: &[(&str, &[u8], Want)] = &[
     (RFC3986_IPV6, b"[google.com]", E(K::BadIpv6)),
     (RFC3986_IPV6, b"[::g]", E(K::BadIpv6)),
     (RFC3986_IPV6, b"[ ::1]", E(K::BadIpv6)),
-    (RFC3986_IPV6, b"[::1]x", E(K::TrailingGarbage)),
-    (RFC3986_IPV6, b"[::1]]", E(K::TrailingGarbage)),
-    (RFC3986_IPV6, b"[::1][::2]", E(K::TrailingGarbage)),
+    (GARBAGE, b"[::1]x", E(K::TrailingGarbage)),
+    (GARBAGE, b"[::1]]", E(K::TrailingGarbage)),
+    (GARBAGE, b"[::1][::2]", E(K::TrailingGarbage)),
     (RFC3986_IPV6, b"2001::1", E(K::NonCanonicalIpv4)),
     (RFC3986_IPV6, b"2001::1]", E(K::NonCanonicalIpv4)),
     (RFC3986_IPV6, b"fe80::1", E(K::BadPort)),
@@ -361,7 +361,7 @@ fn host_table() {
         (b"192.0.2.1", Ok("192.0.2.1")),
         (b"example.com:443", Err(K::TrailingGarbage)),
         (b"[::1]:443", Err(K::TrailingGarbage)),
-        (b"::1", Err(K::TrailingGarbage)),
+        (b"::1", Err(K::Empty)),
     ];
     for &(input, want) in cases {
         let got = Host::parse(input).map(|h| h.to_string());
