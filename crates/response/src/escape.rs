@@ -1,5 +1,5 @@
 //! Tiny escapers for the bodies [`render`](crate::render) writes: JSON string contents
-//! (RFC 8259 §7), HTML text (HTML Living Standard §13.1.2.6 safe characters) and plain text
+//! (RFC 8259 §7), HTML text and quoted attribute values, and plain text
 //! (control characters replaced).
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
