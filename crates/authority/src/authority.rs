@@ -32,7 +32,7 @@ pub struct Authority {
 
 impl Authority {
     /// Parses `host [":" port]` (RFC 3986 §3.2, RFC 9110 §4.2) with the rules listed in the
-    /// crate documentation. Does not allocate for host names of up to 62 bytes.
+    /// crate documentation. Does not allocate for host names of up to 64 bytes.
     ///
     /// ```
     /// use misdirect_authority::{Authority, AuthorityErrorKind};

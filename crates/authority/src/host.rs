@@ -13,7 +13,7 @@ pub const MAX_NAME_LEN: usize = 253;
 pub const MAX_LABEL_LEN: usize = 63;
 
 /// Names up to this length are stored inline, without a heap allocation.
-const INLINE_CAP: usize = 62;
+const INLINE_CAP: usize = 64;
 
 /// The host of an authority: a DNS name, an IPv4 address or an IPv6 address
 /// (RFC 3986 §3.2.2).
@@ -134,7 +134,7 @@ impl From<HostName> for Host {
 /// of `a-z`, `0-9`, `-` and `_`, at most 253 bytes in all, and not numeric in its last label.
 ///
 /// Case-insensitive by construction: every constructor folds to lowercase, so `Eq` and
-/// `Hash` compare names as DNS does (RFC 4343). Names of up to 62 bytes are stored inline.
+/// `Hash` compare names as DNS does (RFC 4343). Names of up to 64 bytes are stored inline.
 ///
 /// ```
 /// use misdirect_authority::HostName;
@@ -367,38 +367,18 @@ impl TryFrom<&[u8]> for HostName {
 #[inline]
 pub(crate) fn parse_reg_name(input: &[u8]) -> Result<(Host, usize), AuthorityError> {
     let mut buf = [0u8; INLINE_CAP];
-    let mut label_start = 0;
-    // Start of the label before the most recent dot, for a trailing-dot host.
-    let mut prev_label_start = 0;
-    let mut i = 0;
-    while i < input.len() {
-        let b = input[i];
-        match CLASS[b as usize] {
-            class @ (NAME | UPPER) => {
-                if i < INLINE_CAP {
-                    // UPPER is 1: shifting it to 0x20 sets the lowercase bit.
-                    buf[i] = b | (class << 5);
-                }
-            }
-            DOT => {
-                let label_len = i - label_start;
-                if label_len == 0 {
-                    return Err(AuthorityError::new(Kind::EmptyLabel, i));
-                }
-                if label_len > MAX_LABEL_LEN {
-                    return Err(AuthorityError::new(Kind::LabelTooLong, label_start));
-                }
-                if i < INLINE_CAP {
-                    buf[i] = b'.';
-                }
-                prev_label_start = label_start;
-                label_start = i + 1;
-            }
-            COLON => break,
-            class => return Err(AuthorityError::new(reject_kind(class), i)),
-        }
-        i += 1;
+    let mut labels = Labels::default();
+    // The first INLINE_CAP bytes are also written, lowercased, into the inline buffer;
+    // a longer name is checked by the second loop and copied to the heap after.
+    let inline_end = input.len().min(INLINE_CAP);
+    let mut i = scan::<true>(input, 0, inline_end, &mut labels, &mut buf)?;
+    if i == inline_end && i < input.len() {
+        i = scan::<false>(input, i, input.len(), &mut labels, &mut buf)?;
     }
+    let Labels {
+        start: label_start,
+        prev_start: prev_label_start,
+    } = labels;
     let end = i;
     if end == 0 {
         return Err(AuthorityError::new(Kind::Empty, 0));
@@ -437,6 +417,64 @@ pub(crate) fn parse_reg_name(input: &[u8]) -> Result<(Host, usize), AuthorityErr
     };
     Ok((Host::Name(host_name), end))
 }
+
+/// Where the scanner's current and previous labels start.
+#[derive(Default)]
+struct Labels {
+    start: usize,
+    prev_start: usize,
+}
+
+/// Checks `input[from..to]` as host-name bytes, stopping at `:`; returns where it stopped.
+/// With `WRITE`, also stores each byte lowercased at the same index of `buf` (callers pass
+/// `to <= INLINE_CAP`).
+#[inline(always)]
+fn scan<const WRITE: bool>(
+    input: &[u8],
+    from: usize,
+    to: usize,
+    labels: &mut Labels,
+    buf: &mut [u8; INLINE_CAP],
+) -> Result<usize, AuthorityError> {
+    let mut i = from;
+    while i < to {
+        let b = input[i];
+        let class = CLASS[b as usize];
+        if class <= UPPER {
+            if WRITE {
+                // UPPER is 1: shifted to 0x20 it sets the lowercase bit. The mask keeps the
+                // index in bounds without a check (INLINE_CAP is a power of two).
+                buf[i % INLINE_CAP] = b | (class << 5);
+            }
+            i += 1;
+            continue;
+        }
+        match class {
+            DOT => {
+                let label_len = i - labels.start;
+                if label_len == 0 {
+                    return Err(AuthorityError::new(Kind::EmptyLabel, i));
+                }
+                if label_len > MAX_LABEL_LEN {
+                    return Err(AuthorityError::new(Kind::LabelTooLong, labels.start));
+                }
+                if WRITE {
+                    buf[i % INLINE_CAP] = b'.';
+                }
+                labels.prev_start = labels.start;
+                labels.start = i + 1;
+            }
+            COLON => return Ok(i),
+            class => return Err(AuthorityError::new(reject_kind(class), i)),
+        }
+        i += 1;
+    }
+    Ok(i)
+}
+
+const _: () = assert!(INLINE_CAP.is_power_of_two() && INLINE_CAP < 256);
+// `scan` tests `class <= UPPER` for "a byte a name may contain".
+const _: () = assert!(NAME == 0 && UPPER == 1);
 
 #[cold]
 fn reject_kind(class: u8) -> Kind {
@@ -586,33 +624,33 @@ fn is_numeric_label(label: &[u8]) -> bool {
 /// RFC 3986 §3.2.2 `IPv4address`: four `dec-octet`s, each `0`–`255` without leading zeros.
 fn parse_ipv4_dotted(input: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut i = 0;
-    for (n, octet) in octets.iter_mut().enumerate() {
-        if n > 0 {
-            if input.get(i) != Some(&b'.') {
-                return None;
+    let mut n = 0;
+    let mut value: u16 = 0;
+    let mut digits = 0;
+    for &b in input {
+        match b {
+            b'0'..=b'9' => {
+                // A fourth digit, or any digit after a leading `0`, is not a dec-octet.
+                if digits == 3 || (digits == 1 && value == 0) {
+                    return None;
+                }
+                value = value * 10 + u16::from(b - b'0');
+                digits += 1;
             }
-            i += 1;
-        }
-        let start = i;
-        let mut value: u32 = 0;
-        while let Some(&d @ b'0'..=b'9') = input.get(i) {
-            value = value * 10 + u32::from(d - b'0');
-            i += 1;
-            if i - start > 3 {
-                return None;
+            b'.' if digits > 0 && n < 3 => {
+                octets[n] = u8::try_from(value).ok()?;
+                n += 1;
+                value = 0;
+                digits = 0;
             }
+            _ => return None,
         }
-        let digits = i - start;
-        if digits == 0 || (digits > 1 && input[start] == b'0') {
-            return None;
-        }
-        *octet = u8::try_from(value).ok()?;
     }
-    match i == input.len() {
-        true => Some(Ipv4Addr::from(octets)),
-        false => None,
+    if digits == 0 || n != 3 {
+        return None;
     }
+    octets[3] = u8::try_from(value).ok()?;
+    Some(Ipv4Addr::from(octets))
 }
 
 #[cfg(test)]
@@ -621,7 +659,7 @@ mod tests {
 
     #[test]
     fn inline_and_heap_names_compare_alike() {
-        let long = format!("{}.example", "a".repeat(60));
+        let long = format!("{}.example", "a".repeat(62));
         let a = HostName::parse(long.as_bytes()).unwrap();
         let b = HostName::parse(long.to_ascii_uppercase().as_bytes()).unwrap();
         assert!(matches!(a.0, Repr::Heap(_)));
@@ -679,14 +717,22 @@ mod tests {
                 };
             }
             let addr = Ipv6Addr::from(groups);
-            for text in [addr.to_string(), format!("{:x}", u128::from(addr)), expanded(&groups)] {
+            for text in [
+                addr.to_string(),
+                format!("{:x}", u128::from(addr)),
+                expanded(&groups),
+            ] {
                 assert_eq!(parse_ipv6(text.as_bytes()), text.parse().ok(), "{text}");
             }
         }
     }
 
     fn expanded(groups: &[u16; 8]) -> String {
-        groups.iter().map(|g| format!("{g:04X}")).collect::<Vec<_>>().join(":")
+        groups
+            .iter()
+            .map(|g| format!("{g:04X}"))
+            .collect::<Vec<_>>()
+            .join(":")
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //!   configuration only).
 //!
 //! # What it does not do
-//! No I/O, no allocation for names up to 62 bytes, no percent-decoding, no IDNA on request
+//! No I/O, no allocation for names up to 64 bytes, no percent-decoding, no IDNA on request
 //! data, no WHATWG-style IPv4 guessing (`0x7f.1` is an error, not `127.0.0.1`).
 //!
 //! # Example

@@ -49,7 +49,9 @@ fn same_value(ours: &Authority, theirs: &http::uri::Authority) -> bool {
             .trim_end_matches(']')
             .parse::<std::net::Ipv6Addr>()
             .is_ok_and(|t| t == *v6),
-        Host::Ipv4(v4) => their_host.parse::<std::net::Ipv4Addr>().is_ok_and(|t| t == *v4),
+        Host::Ipv4(v4) => their_host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|t| t == *v4),
         Host::Name(name) => {
             let lower = their_host.to_ascii_lowercase();
             name.as_str() == lower.strip_suffix('.').unwrap_or(&lower)
@@ -78,12 +80,37 @@ fn corpus() -> Vec<Vec<u8>> {
         frontier = next;
     }
     let hosts = [
-        "example.com", "EXAMPLE.com.", "a..b", ".a", "a.", "127.0.0.1", "127.1", "0x7f.1",
-        "1.2.3.999", "[::1]", "[fe80::1%25en0]", "[v1.x]", "[::1", "::1", "[not-an-ip]",
-        "user@host", "u:p@host", "ex%41mple.com", "a b", "a!b.com", "a~b", "my_host", "xn--",
-        "x-.y", "-x.y", "[::ffff:1.2.3.4]", "",
+        "example.com",
+        "EXAMPLE.com.",
+        "a..b",
+        ".a",
+        "a.",
+        "127.0.0.1",
+        "127.1",
+        "0x7f.1",
+        "1.2.3.999",
+        "[::1]",
+        "[fe80::1%25en0]",
+        "[v1.x]",
+        "[::1",
+        "::1",
+        "[not-an-ip]",
+        "user@host",
+        "u:p@host",
+        "ex%41mple.com",
+        "a b",
+        "a!b.com",
+        "a~b",
+        "my_host",
+        "xn--",
+        "x-.y",
+        "-x.y",
+        "[::ffff:1.2.3.4]",
+        "",
     ];
-    let ports = ["", ":", ":0", ":443", ":0443", ":65535", ":65536", ":99999", ":abc", ":-1", "::"];
+    let ports = [
+        "", ":", ":0", ":443", ":0443", ":65535", ":65536", ":99999", ":abc", ":-1", "::",
+    ];
     for h in hosts {
         for p in ports {
             out.push(format!("{h}{p}").into_bytes());
@@ -100,7 +127,9 @@ fn agrees_with_http_except_where_documented() {
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
     let corpus = corpus();
     for input in &corpus {
-        let Ok(text) = std::str::from_utf8(input) else { continue };
+        let Ok(text) = std::str::from_utf8(input) else {
+            continue;
+        };
         let ours = Authority::parse(input);
         let theirs = http::uri::Authority::from_str(text);
         match (&ours, &theirs) {
@@ -126,8 +155,17 @@ fn agrees_with_http_except_where_documented() {
         unexplained.join("\n")
     );
     // The documented differences are real: the corpus exercises the main ones.
-    for must in [K::Userinfo, K::PortOutOfRange, K::ZoneId, K::NonCanonicalIpv4, K::EmptyLabel] {
+    for must in [
+        K::Userinfo,
+        K::PortOutOfRange,
+        K::ZoneId,
+        K::NonCanonicalIpv4,
+        K::EmptyLabel,
+    ] {
         let reason = intended_rejection(b"", must).expect("documented");
-        assert!(counts.get(reason).copied().unwrap_or(0) > 0, "never exercised: {reason}");
+        assert!(
+            counts.get(reason).copied().unwrap_or(0) > 0,
+            "never exercised: {reason}"
+        );
     }
 }

@@ -220,17 +220,57 @@ fn generated_cases() -> Vec<(&'static str, Vec<u8>, Result<String, K>)> {
     let name253 = format!("{l63}.{l63}.{l63}.{}", long_label(61));
     let name254 = format!("{l63}.{l63}.{l63}.{}", long_label(62));
     vec![
-        (RFC1035_LEN, format!("{l63}.example").into_bytes(), Ok(format!("{l63}.example"))),
-        (RFC1035_LEN, format!("{l64}.example").into_bytes(), Err(K::LabelTooLong)),
-        (RFC1035_LEN, format!("example.{l64}").into_bytes(), Err(K::LabelTooLong)),
-        (RFC1035_LEN, format!("a.{l64}.b").into_bytes(), Err(K::LabelTooLong)),
-        (RFC1035_LEN, name253.clone().into_bytes(), Ok(name253.clone())),
-        (RFC1035_LEN, format!("{name253}.").into_bytes(), Ok(name253.clone())),
-        (RFC1035_LEN, format!("{name253}:8443").into_bytes(), Ok(format!("{name253}:8443"))),
+        (
+            RFC1035_LEN,
+            format!("{l63}.example").into_bytes(),
+            Ok(format!("{l63}.example")),
+        ),
+        (
+            RFC1035_LEN,
+            format!("{l64}.example").into_bytes(),
+            Err(K::LabelTooLong),
+        ),
+        (
+            RFC1035_LEN,
+            format!("example.{l64}").into_bytes(),
+            Err(K::LabelTooLong),
+        ),
+        (
+            RFC1035_LEN,
+            format!("a.{l64}.b").into_bytes(),
+            Err(K::LabelTooLong),
+        ),
+        (
+            RFC1035_LEN,
+            name253.clone().into_bytes(),
+            Ok(name253.clone()),
+        ),
+        (
+            RFC1035_LEN,
+            format!("{name253}.").into_bytes(),
+            Ok(name253.clone()),
+        ),
+        (
+            RFC1035_LEN,
+            format!("{name253}:8443").into_bytes(),
+            Ok(format!("{name253}:8443")),
+        ),
         (RFC1035_LEN, name254.into_bytes(), Err(K::NameTooLong)),
-        (RFC1035_LEN, format!("{}a", "a.".repeat(127)).into_bytes(), Err(K::NameTooLong)),
-        (RFC1035_LEN, "a.".repeat(127).into_bytes(), Ok("a.".repeat(126) + "a")),
-        (RFC4343_CASE, l63.to_ascii_uppercase().into_bytes(), Ok(l63.clone())),
+        (
+            RFC1035_LEN,
+            format!("{}a", "a.".repeat(127)).into_bytes(),
+            Err(K::NameTooLong),
+        ),
+        (
+            RFC1035_LEN,
+            "a.".repeat(127).into_bytes(),
+            Ok("a.".repeat(126) + "a"),
+        ),
+        (
+            RFC4343_CASE,
+            l63.to_ascii_uppercase().into_bytes(),
+            Ok(l63.clone()),
+        ),
     ]
 }
 
@@ -252,13 +292,26 @@ fn authority_table() {
         }
     }
     for (rule, input, want) in generated_cases() {
-        let got = Authority::parse(&input).map(|a| a.to_string()).map_err(|e| e.kind());
+        let got = Authority::parse(&input)
+            .map(|a| a.to_string())
+            .map_err(|e| e.kind());
         if got != want {
-            failures.push(format!("[{rule}] {} bytes: want {want:?}, got {got:?}", input.len()));
+            failures.push(format!(
+                "[{rule}] {} bytes: want {want:?}, got {got:?}",
+                input.len()
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
-    assert!(CASES.len() + generated_cases().len() >= 150, "keep the table at 150+ cases");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        CASES.len() + generated_cases().len() >= 150,
+        "keep the table at 150+ cases"
+    );
 }
 
 /// Error offsets point at the offending byte.
@@ -278,7 +331,12 @@ fn error_offsets() {
     ];
     for &(input, kind, offset) in cases {
         let err = Authority::parse(input).unwrap_err();
-        assert_eq!((err.kind(), err.offset()), (kind, offset), "{:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            (err.kind(), err.offset()),
+            (kind, offset),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
     }
 }
 
@@ -291,7 +349,11 @@ fn error_display() {
         "invalid authority at byte 4: userinfo (user@) is not allowed in an http(s) authority"
     );
     let err = Authority::parse(b"0x7f.1").unwrap_err();
-    assert!(err.to_string().contains("not a dotted-decimal IPv4 address"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("not a dotted-decimal IPv4 address"),
+        "{err}"
+    );
 }
 
 /// RFC 6066 §3: SNI is an ASCII DNS name, no trailing dot, no IP literal.
@@ -347,7 +409,11 @@ fn config_table() {
     ];
     for &(input, want) in cases {
         let got = HostName::from_config(input);
-        assert_eq!(got.as_ref().map(HostName::as_str).map_err(|e| e.kind()), want, "{input:?}");
+        assert_eq!(
+            got.as_ref().map(HostName::as_str).map_err(|e| e.kind()),
+            want,
+            "{input:?}"
+        );
     }
 }
 
@@ -365,7 +431,12 @@ fn host_table() {
     ];
     for &(input, want) in cases {
         let got = Host::parse(input).map(|h| h.to_string());
-        assert_eq!(got.as_deref().map_err(|e| e.kind()), want, "{:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            got.as_deref().map_err(|e| e.kind()),
+            want,
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
     }
 }
 
@@ -380,7 +451,11 @@ fn origin_table() {
         ("https://[::1]", "https://[0:0::1]:443"),
     ];
     for (a, b) in equal {
-        assert_eq!(a.parse::<Origin>().unwrap(), b.parse::<Origin>().unwrap(), "{a} vs {b}");
+        assert_eq!(
+            a.parse::<Origin>().unwrap(),
+            b.parse::<Origin>().unwrap(),
+            "{a} vs {b}"
+        );
     }
     #[rustfmt::skip]
     let different: &[(&str, &str)] = &[
@@ -390,11 +465,34 @@ fn origin_table() {
         ("https://a.example.com", "https://b.example.com"),
     ];
     for (a, b) in different {
-        assert_ne!(a.parse::<Origin>().unwrap(), b.parse::<Origin>().unwrap(), "{a} vs {b}");
+        assert_ne!(
+            a.parse::<Origin>().unwrap(),
+            b.parse::<Origin>().unwrap(),
+            "{a} vs {b}"
+        );
     }
-    assert_eq!("https://Example.com:443".parse::<Origin>().unwrap().to_string(), "https://example.com");
-    assert_eq!("http://example.com:443".parse::<Origin>().unwrap().to_string(), "http://example.com:443");
-    for bad in ["example.com", "ftp://example.com", "https://", "https://a/", "https://u@a", "https//a"] {
+    assert_eq!(
+        "https://Example.com:443"
+            .parse::<Origin>()
+            .unwrap()
+            .to_string(),
+        "https://example.com"
+    );
+    assert_eq!(
+        "http://example.com:443"
+            .parse::<Origin>()
+            .unwrap()
+            .to_string(),
+        "http://example.com:443"
+    );
+    for bad in [
+        "example.com",
+        "ftp://example.com",
+        "https://",
+        "https://a/",
+        "https://u@a",
+        "https//a",
+    ] {
         assert!(bad.parse::<Origin>().is_err(), "{bad}");
     }
     let err = Origin::parse(b"https://a.example:99999").unwrap_err();
@@ -428,7 +526,10 @@ fn h1_target_table() {
     ];
     for &(target, hosts, want) in cases {
         let got = RequestTarget::from_h1(target, hosts.iter().copied());
-        let got = got.as_ref().map(|t| (t.authority().to_string(), t.source())).map_err(|e| e.kind());
+        let got = got
+            .as_ref()
+            .map(|t| (t.authority().to_string(), t.source()))
+            .map_err(|e| e.kind());
         let want = want.map(|(a, s)| (a.to_owned(), s));
         assert_eq!(got, want, "target {target:?} hosts {hosts:?}");
     }
@@ -457,7 +558,10 @@ fn h2_target_table() {
     ];
     for &(pseudo, hosts, want) in cases {
         let got = RequestTarget::from_h2(pseudo, hosts.iter().copied());
-        let got = got.as_ref().map(|t| (t.authority().to_string(), t.source())).map_err(|e| e.kind());
+        let got = got
+            .as_ref()
+            .map(|t| (t.authority().to_string(), t.source()))
+            .map_err(|e| e.kind());
         let want = want.map(|(a, s)| (a.to_owned(), s));
         assert_eq!(got, want, ":authority {pseudo:?} hosts {hosts:?}");
     }
@@ -473,8 +577,16 @@ fn target_error_codes_and_rules() {
         (T::InvalidTarget, "invalid-target", "RFC 9112 §3.2.2"),
         (T::MissingAuthority, "missing-authority", "RFC 9113 §8.3.1"),
         (T::InvalidAuthority, "invalid-authority", "RFC 9113 §8.3.1"),
-        (T::HostMismatch, "host-authority-mismatch", "RFC 9113 §8.3.1"),
-        (T::UnsupportedScheme, "unsupported-scheme", "RFC 9113 §8.3.1"),
+        (
+            T::HostMismatch,
+            "host-authority-mismatch",
+            "RFC 9113 §8.3.1",
+        ),
+        (
+            T::UnsupportedScheme,
+            "unsupported-scheme",
+            "RFC 9113 §8.3.1",
+        ),
     ];
     for (kind, code, rule) in kinds {
         assert_eq!((kind.code(), kind.rule()), (code, rule));
@@ -529,8 +641,15 @@ mod http_feature {
         ];
         for &(version, uri, hosts, want) in cases {
             let got = RequestTarget::from_request(&request(version, uri, hosts));
-            let got = got.as_ref().map(|t| t.authority().to_string()).map_err(|e| e.kind());
-            assert_eq!(got.as_deref().map_err(|e| *e), want, "{version:?} {uri} {hosts:?}");
+            let got = got
+                .as_ref()
+                .map(|t| t.authority().to_string())
+                .map_err(|e| e.kind());
+            assert_eq!(
+                got.as_deref().map_err(|e| *e),
+                want,
+                "{version:?} {uri} {hosts:?}"
+            );
         }
         let req = request(V::HTTP_2, "https://a.example/", &[]);
         let (parts, ()) = req.into_parts();

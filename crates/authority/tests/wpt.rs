@@ -44,7 +44,9 @@ fn check(case: &Value) -> Option<String> {
             let port_ok = a.port_or(default_port(scheme)) == want_port;
             match host_ok && port_ok {
                 true => None,
-                false => Some(format!("got {a}, expected host {hostname} port {want_port}")),
+                false => Some(format!(
+                    "got {a}, expected host {hostname} port {want_port}"
+                )),
             }
         }
         (other, _) => panic!("bad expectation {other:?}"),
@@ -55,7 +57,11 @@ fn check(case: &Value) -> Option<String> {
 fn wpt_agreeing_cases() {
     let doc: Value = serde_json::from_str(DATA).expect("valid JSON");
     let cases = doc["cases"].as_array().expect("cases");
-    assert_eq!(cases.len(), 218, "the data file changed; update PROVENANCE.md");
+    assert_eq!(
+        cases.len(),
+        218,
+        "the data file changed; update PROVENANCE.md"
+    );
     let exceptions: BTreeMap<&str, &str> = EXCEPTIONS
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -77,7 +83,15 @@ fn wpt_agreeing_cases() {
             )),
         }
     }
-    assert_eq!(seen + problems.iter().filter(|p| p.contains("now passes")).count(), exceptions.len(),
-        "an exception names an id that is not in the data");
-    assert!(problems.is_empty(), "{} WPT problems:\n{}", problems.len(), problems.join("\n"));
+    assert_eq!(
+        seen + problems.iter().filter(|p| p.contains("now passes")).count(),
+        exceptions.len(),
+        "an exception names an id that is not in the data"
+    );
+    assert!(
+        problems.is_empty(),
+        "{} WPT problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
