@@ -71,6 +71,10 @@ mod tests {
             };
             assert_eq!(CLASS[usize::from(b)], expected, "byte {b:#04x}");
         }
-        assert_eq!(CLASS[usize::from(b'_')], INVALID, "RFC 5280 names are LDH: no `_`");
+        assert_eq!(
+            CLASS[usize::from(b'_')],
+            INVALID,
+            "RFC 5280 names are LDH: no `_`"
+        );
     }
 }

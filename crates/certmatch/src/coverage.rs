@@ -434,10 +434,11 @@ impl<'a> ServedIndex<'a> {
     /// Virtual hosts serving the exact name `name`, directly or by a wildcard.
     fn serving_name(&self, name: &str) -> Vec<usize> {
         let mut out: Vec<usize> = self.exact.get(name).cloned().unwrap_or_default();
-        if let Some((_, parent)) = name.split_once('.') {
-            if let Some(vhosts) = self.wildcards.get(parent) {
-                out.extend(vhosts.iter().copied());
-            }
+        if let Some(vhosts) = name
+            .split_once('.')
+            .and_then(|(_, parent)| self.wildcards.get(parent))
+        {
+            out.extend(vhosts.iter().copied());
         }
         out
     }
@@ -465,7 +466,9 @@ impl<'a> CoveredIndex<'a> {
                     index.wildcards.insert(dns.base());
                 }
             }
-            index.ips.extend(cert.identities.ip_addresses().iter().copied());
+            index
+                .ips
+                .extend(cert.identities.ip_addresses().iter().copied());
         }
         index
     }

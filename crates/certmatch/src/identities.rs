@@ -265,7 +265,9 @@ impl Identities {
         let table = match pushed {
             // Invariant: a certificate is far smaller than the 4 GiB arena limit, and
             // `KeepFirst` never reports duplicates.
-            Ok(()) => builder.build(OnDuplicate::KeepFirst).unwrap_or_else(|_| Table::empty()),
+            Ok(()) => builder
+                .build(OnDuplicate::KeepFirst)
+                .unwrap_or_else(|_| Table::empty()),
             Err(_) => Table::empty(),
         };
         Self {
@@ -340,7 +342,7 @@ impl Identities {
 
 pub(crate) fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, Error> {
     match x509_parser::parse_x509_certificate(der) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(([], cert)) => Ok(cert),
         Ok((rest, _)) => Err(Error::with_message(
             ErrorKind::InvalidCertificate,
             format_args!("{} bytes after the certificate", rest.len()),

@@ -142,7 +142,7 @@ impl<T> HostIndexBuilder<T> {
         Ok(())
     }
 
-    /// Builds the index. Fails with [`ErrorKind::DuplicatePattern`] when two entries carry
+    /// Builds the index. Fails with [`ErrorKind::DuplicatePattern`](crate::ErrorKind::DuplicatePattern) when two entries carry
     /// the same pattern (after case folding), naming both.
     pub fn build(self) -> Result<HostIndex<T>, Error> {
         debug_assert_eq!(self.table.len(), self.values.len());
@@ -361,9 +361,11 @@ impl<'a> PatternRef<'a> {
             _ => {
                 let text = self.to_string();
                 // Invariant: stored patterns were validated when they were pushed.
-                Pattern::Dns(DnsPattern::parse(text.as_bytes()).unwrap_or_else(|_| {
-                    unreachable!("stored pattern `{text}` no longer parses")
-                }))
+                Pattern::Dns(
+                    DnsPattern::parse(text.as_bytes()).unwrap_or_else(|_| {
+                        unreachable!("stored pattern `{text}` no longer parses")
+                    }),
+                )
             }
         }
     }

@@ -201,13 +201,11 @@ impl SniResolverBuilder {
     /// Builds the resolver. Two entries with the same name are an error naming the name
     /// and both entries; a default entry that was never added is an error too.
     pub fn build(self) -> Result<SniResolver, Error> {
-        if let Some(default) = self.default {
-            if default >= self.entries.len() {
-                return Err(Error::with_message(
-                    ErrorKind::UnknownEntry,
-                    format_args!("default entry {default} was never added"),
-                ));
-            }
+        if let Some(default) = self.default.filter(|&d| d >= self.entries.len()) {
+            return Err(Error::with_message(
+                ErrorKind::UnknownEntry,
+                format_args!("default entry {default} was never added"),
+            ));
         }
         let mut builder = HostIndexBuilder::new();
         for (entry, (_, names)) in self.entries.iter().enumerate() {
@@ -222,14 +220,16 @@ impl SniResolverBuilder {
             .enumerate()
             .flat_map(|(entry, (_, names))| core::iter::repeat_n(entry, names.len()))
             .collect();
-        let index = builder.build().map_err(|err| match err.duplicate_entries() {
-            Some(dup) => Error::duplicate(
-                dup.pattern().to_string(),
-                owners[dup.first()],
-                owners[dup.second()],
-            ),
-            None => err,
-        })?;
+        let index = builder
+            .build()
+            .map_err(|err| match err.duplicate_entries() {
+                Some(dup) => Error::duplicate(
+                    dup.pattern().to_string(),
+                    owners[dup.first()],
+                    owners[dup.second()],
+                ),
+                None => err,
+            })?;
         Ok(SniResolver {
             index,
             keys: self.entries.into_iter().map(|(key, _)| key).collect(),

@@ -184,8 +184,7 @@ impl TableBuilder {
             self.arena.truncate(start);
             return Err(Error::new(ErrorKind::IndexTooLarge));
         };
-        if self.pending.len() >= (EMPTY as usize) - 1 || start32.checked_add(len as u32).is_none()
-        {
+        if self.pending.len() >= (EMPTY as usize) - 1 || start32.checked_add(len as u32).is_none() {
             self.arena.truncate(start);
             return Err(Error::new(ErrorKind::IndexTooLarge));
         }
@@ -211,7 +210,10 @@ impl TableBuilder {
         };
         for (entry, key) in pending.iter().enumerate() {
             let kind = KeyKind::from_code(key.flags);
-            let (start, end) = (key.start as usize, key.start as usize + usize::from(key.len));
+            let (start, end) = (
+                key.start as usize,
+                key.start as usize + usize::from(key.len),
+            );
             let hash = table.hash(kind, &table.arena[start..end]);
             let mut pos = (hash as usize) & table.mask;
             let tag = tag_of(hash);

@@ -1,6 +1,10 @@
 //! `Coverage::analyse`: each kind of finding, and a clean configuration.
+// A test that cannot unwrap has failed: panicking is the report.
+#![allow(clippy::unwrap_used)]
 
-use misdirect_certmatch::{CertId, Certificate, Coverage, Finding, Identities, Pattern, VirtualHost};
+use misdirect_certmatch::{
+    CertId, Certificate, Coverage, Finding, Identities, Pattern, VirtualHost,
+};
 
 fn cert(subject: &str, names: &[&str]) -> Certificate {
     let patterns = names.iter().map(|n| n.parse::<Pattern>().unwrap());
@@ -34,7 +38,15 @@ fn clean_configuration_has_no_findings() {
 
 #[test]
 fn covered_but_not_served() {
-    let certs = [cert("CN=multi", &["a.example.com", "old.example.com", "*.gone.example.com", "192.0.2.7"])];
+    let certs = [cert(
+        "CN=multi",
+        &[
+            "a.example.com",
+            "old.example.com",
+            "*.gone.example.com",
+            "192.0.2.7",
+        ],
+    )];
     let vhosts = [vhost("a", &["a.example.com"])];
     let report = Coverage::analyse(&certs, &vhosts);
     assert_eq!(
@@ -46,7 +58,10 @@ fn covered_but_not_served() {
     );
     let text = report.findings()[0].to_string();
     assert!(text.contains("CN=multi (SHA-256 0808"), "{text}");
-    assert!(text.contains("old.example.com, *.gone.example.com, 192.0.2.7"), "{text}");
+    assert!(
+        text.contains("old.example.com, *.gone.example.com, 192.0.2.7"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -54,7 +69,12 @@ fn served_but_not_covered() {
     let certs = [cert("CN=a", &["a.example.com", "b.example.com"])];
     let vhosts = [vhost(
         "site",
-        &["a.example.com", "c.example.com", "*.example.com", "[2001:db8::1]"],
+        &[
+            "a.example.com",
+            "c.example.com",
+            "*.example.com",
+            "[2001:db8::1]",
+        ],
     )];
     let report = Coverage::analyse(&certs, &vhosts);
     assert_eq!(

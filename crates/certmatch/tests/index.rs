@@ -1,4 +1,6 @@
 //! `HostIndex`: behaviour, duplicates, and agreement with a slow reference matcher.
+// A test that cannot unwrap has failed: panicking is the report.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -6,7 +8,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use misdirect_authority::Host;
 use misdirect_certmatch::{
     DnsPattern, ErrorKind, HostIndex, HostIndexBuilder, Identities, MatchKind, Pattern,
-    PatternRef,
 };
 use proptest::prelude::*;
 
@@ -43,12 +44,18 @@ fn exact_beats_wildcard_and_lookup_all_returns_both() {
     assert_eq!(index.lookup(&host("example.com")), Some(&"apex"));
     assert_eq!(index.lookup(&host("a.api.example.com")), None);
     let m = index.lookup_match(&host("API.example.com.")).unwrap();
-    assert_eq!((m.kind(), m.position(), *m.value()), (MatchKind::Wildcard, 0, "wild"));
+    assert_eq!(
+        (m.kind(), m.position(), *m.value()),
+        (MatchKind::Wildcard, 0, "wild")
+    );
     let all: Vec<_> = index
         .lookup_all(&host("www.example.com"))
         .map(|m| (m.kind(), *m.value()))
         .collect();
-    assert_eq!(all, [(MatchKind::Exact, "www"), (MatchKind::Wildcard, "wild")]);
+    assert_eq!(
+        all,
+        [(MatchKind::Exact, "www"), (MatchKind::Wildcard, "wild")]
+    );
     assert_eq!(index.lookup_all(&host("nothing.test")).count(), 0);
 }
 
@@ -62,7 +69,11 @@ fn ip_entries_match_ip_hosts_only() {
     .unwrap();
     assert_eq!(index.lookup(&host("192.0.2.1")), Some(&4));
     assert_eq!(index.lookup(&host("[2001:db8::1]")), Some(&6));
-    assert_eq!(index.lookup(&host("192.0.2.9")), None, "IPv4-mapped is not IPv4");
+    assert_eq!(
+        index.lookup(&host("192.0.2.9")),
+        None,
+        "IPv4-mapped is not IPv4"
+    );
     assert_eq!(index.lookup(&host("[::ffff:192.0.2.9]")), Some(&9));
     assert_eq!(
         index.lookup_match(&host("192.0.2.1")).unwrap().kind(),
@@ -80,25 +91,35 @@ fn duplicates_name_both_entries() {
     let err = builder.build().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::DuplicatePattern);
     let dup = err.duplicate_entries().unwrap();
-    assert_eq!((dup.pattern(), dup.first(), dup.second()), ("a.example.com", 0, 3));
+    assert_eq!(
+        (dup.pattern(), dup.first(), dup.second()),
+        ("a.example.com", 0, 3)
+    );
     assert_eq!(
         err.to_string(),
         "duplicate name pattern: `a.example.com` is given by entry 0 and again by entry 3"
     );
 
-    let err = HostIndex::build([(pattern("192.0.2.1"), ()), (pattern("192.0.2.1"), ())])
-        .unwrap_err();
+    let err =
+        HostIndex::build([(pattern("192.0.2.1"), ()), (pattern("192.0.2.1"), ())]).unwrap_err();
     assert_eq!(err.duplicate_entries().unwrap().pattern(), "192.0.2.1");
 
     // A wildcard and the exact name of its parent are different patterns.
-    assert!(HostIndex::build([(pattern("*.example.com"), ()), (pattern("example.com"), ())])
-        .is_ok());
+    assert!(
+        HostIndex::build([(pattern("*.example.com"), ()), (pattern("example.com"), ())]).is_ok()
+    );
 }
 
 #[test]
 fn push_bytes_rejects_invalid_patterns() {
     let mut builder = HostIndexBuilder::new();
-    for bad in [&b"f*.example.com"[..], b"*.com", b"", b"a_b.example", b"example.com."] {
+    for bad in [
+        &b"f*.example.com"[..],
+        b"*.com",
+        b"",
+        b"a_b.example",
+        b"example.com.",
+    ] {
         assert!(builder.push_bytes(bad, ()).is_err(), "{bad:?}");
     }
     assert!(builder.is_empty());
@@ -108,7 +129,12 @@ fn push_bytes_rejects_invalid_patterns() {
 
 #[test]
 fn iteration_shows_every_entry() {
-    let patterns = ["*.example.com", "www.example.com", "192.0.2.1", "2001:db8::1"];
+    let patterns = [
+        "*.example.com",
+        "www.example.com",
+        "192.0.2.1",
+        "2001:db8::1",
+    ];
     let index = HostIndex::build(patterns.iter().map(|p| (pattern(p), p.to_string()))).unwrap();
     assert_eq!(index.len(), 4);
     assert!(!index.is_empty());
@@ -132,8 +158,10 @@ fn iteration_shows_every_entry() {
 #[cfg(feature = "psl")]
 #[test]
 fn public_suffix_wildcards_are_kept_but_never_match() {
-    let index = HostIndex::build([(pattern("*.co.uk"), 1), (pattern("*.example.co.uk"), 2)])
-        .unwrap();
+    use misdirect_certmatch::PatternRef;
+
+    let index =
+        HostIndex::build([(pattern("*.co.uk"), 1), (pattern("*.example.co.uk"), 2)]).unwrap();
     assert_eq!(index.lookup(&host("example.co.uk")), None);
     assert_eq!(index.lookup(&host("www.example.co.uk")), Some(&2));
     let blocked: Vec<_> = index
@@ -244,7 +272,10 @@ fn a_hundred_thousand_names_answer_themselves() {
     }
     for t in 0..10_000u32 {
         builder
-            .push_bytes(format!("*.tenant{t}-7.example.net").as_bytes(), 1_000_000 + t)
+            .push_bytes(
+                format!("*.tenant{t}-7.example.net").as_bytes(),
+                1_000_000 + t,
+            )
             .unwrap();
     }
     let index = builder.build().unwrap();

@@ -4,6 +4,8 @@
 //! cases need certificate-profile lints or path validation, which a matcher does not do;
 //! each is listed in `tests/data/x509-limbo-exceptions.txt` with the verdict the matcher
 //! gives today and the reason, and this test fails if any of those verdicts changes.
+// A test that cannot unwrap has failed: panicking is the report.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -111,7 +113,11 @@ fn name_class_cases_pass() {
             failures.push(format!(
                 "{}: expected {} for {} {}",
                 case.id,
-                if case.expect_success { "SUCCESS" } else { "FAILURE" },
+                if case.expect_success {
+                    "SUCCESS"
+                } else {
+                    "FAILURE"
+                },
                 case.kind,
                 case.value
             ));
@@ -158,7 +164,10 @@ fn malformed_entries_are_reported_not_dropped() {
         let case = all.iter().find(|c| c.id == id).expect(id);
         let (_, pem) = x509_parser::pem::parse_x509_pem(case.pem.as_bytes()).expect("PEM");
         let ids = Identities::from_der(&pem.contents).expect("DER");
-        ids.problems().iter().map(ToString::to_string).collect::<Vec<_>>()
+        ids.problems()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
     };
     let malformed = problems("rfc5280::san::malformed");
     assert!(

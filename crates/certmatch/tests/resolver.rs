@@ -1,5 +1,7 @@
 //! `SniResolver` in real TLS handshakes over loopback.
 #![cfg(feature = "rustls")]
+// A test that cannot unwrap has failed: panicking is the report.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -58,7 +60,12 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -67,7 +74,12 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -77,12 +89,12 @@ impl ServerCertVerifier for Recorder {
     }
 }
 
+/// What the server saw: SNI, why and which entry, or the handshake error.
+type Outcome = Result<(Option<String>, Chosen, usize), String>;
+
 /// Serves `connections` handshakes; for each, reports what the resolver chose for the
 /// connection's SNI (or the handshake error).
-fn serve(
-    resolver: Arc<SniResolver>,
-    connections: usize,
-) -> (SocketAddr, mpsc::Receiver<Result<(Option<String>, Chosen, usize), String>>) {
+fn serve(resolver: Arc<SniResolver>, connections: usize) -> (SocketAddr, mpsc::Receiver<Outcome>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let config = Arc::new(
@@ -139,7 +151,12 @@ fn connect(addr: SocketAddr, sni: Option<&str>) -> Result<(CertificateDer<'stati
     tls.write_all(b"?").map_err(|e| e.to_string())?;
     let mut reply = [0u8; 1];
     tls.read_exact(&mut reply).map_err(|e| e.to_string())?;
-    let seen = recorder.seen.lock().unwrap().clone().expect("a certificate");
+    let seen = recorder
+        .seen
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("a certificate");
     Ok((seen, reply[0]))
 }
 
@@ -157,10 +174,25 @@ fn handshakes_pick_exact_wildcard_and_default_certificates() {
 
     let cases: [(Option<&str>, &CertificateDer<'_>, usize, Chosen); 5] = [
         (Some("example.com"), &apex_der, apex_entry, Chosen::Exact),
-        (Some("www.example.com"), &wild_der, wild_entry, Chosen::Wildcard),
-        (Some("api.example.org"), &other_der, other_entry, Chosen::Exact),
+        (
+            Some("www.example.com"),
+            &wild_der,
+            wild_entry,
+            Chosen::Wildcard,
+        ),
+        (
+            Some("api.example.org"),
+            &other_der,
+            other_entry,
+            Chosen::Exact,
+        ),
         (None, &apex_der, apex_entry, Chosen::NoSni),
-        (Some("unknown.example.net"), &apex_der, apex_entry, Chosen::UnknownSni),
+        (
+            Some("unknown.example.net"),
+            &apex_der,
+            apex_entry,
+            Chosen::UnknownSni,
+        ),
     ];
     let (addr, rx) = serve(resolver, cases.len());
     for (sni, der, entry, chosen) in cases {
@@ -197,7 +229,10 @@ fn builder_rejects_duplicates_and_missing_defaults() {
     builder.add(b).unwrap();
     let err = builder.build().unwrap_err();
     let dup = err.duplicate_entries().unwrap();
-    assert_eq!((dup.pattern(), dup.first(), dup.second()), ("b.example.com", 0, 1));
+    assert_eq!(
+        (dup.pattern(), dup.first(), dup.second()),
+        ("b.example.com", 0, 1)
+    );
 
     let mut builder = SniResolver::builder();
     builder.default_entry(3);

@@ -3,6 +3,8 @@
 //!
 //! The only documented difference: with the `psl` feature, a wildcard whose parent is a
 //! public suffix (`*.co.uk`) never matches here, while rustls-webpki accepts it.
+// A test that cannot unwrap has failed: panicking is the report.
+#![allow(clippy::unwrap_used)]
 
 use std::net::IpAddr;
 
@@ -50,7 +52,9 @@ fn host_strategy() -> impl Strategy<Value = String> {
 fn webpki_accepts(der: &[u8], host: &str) -> bool {
     let der = CertificateDer::from(der);
     let cert = webpki::EndEntityCert::try_from(&der).expect("webpki parses rcgen output");
-    let name = ServerName::try_from(host).expect("reference name").to_owned();
+    let name = ServerName::try_from(host)
+        .expect("reference name")
+        .to_owned();
     cert.verify_is_valid_for_subject_name(&name).is_ok()
 }
 
