@@ -366,6 +366,14 @@ impl TryFrom<&[u8]> for HostName {
 /// checked, and a numeric last label sends the host to the strict IPv4 parser.
 #[inline]
 pub(crate) fn parse_reg_name(input: &[u8]) -> Result<(Host, usize), AuthorityError> {
+    // Fast path for the common `a.b.c.d[:port]`; anything else takes the general scan,
+    // which also finds numeric hosts that are not dotted-decimal.
+    if input.first().is_some_and(u8::is_ascii_digit) {
+        let end = input.iter().position(|&b| b == b':').unwrap_or(input.len());
+        if let Some(v4) = parse_ipv4_dotted(&input[..end]) {
+            return Ok((Host::Ipv4(v4), end));
+        }
+    }
     let mut buf = [0u8; INLINE_CAP];
     let mut labels = Labels::default();
     // The first INLINE_CAP bytes are also written, lowercased, into the inline buffer;
