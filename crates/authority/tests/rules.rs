@@ -502,11 +502,18 @@ fn origin_table() {
 
 const NO_HOST: [&[u8]; 0] = [];
 
+/// A target-selection row: target or `:authority`, Host values, expected outcome.
+type TargetRow = (
+    Option<&'static [u8]>,
+    &'static [&'static [u8]],
+    Result<(&'static str, TargetSource), T>,
+);
+
 /// RFC 9112 §3.2, §3.2.2: HTTP/1.1 target selection.
 #[test]
 fn h1_target_table() {
     #[rustfmt::skip]
-    let cases: &[(Option<&[u8]>, &[&[u8]], Result<(&str, TargetSource), T>)] = &[
+    let cases: &[TargetRow] = &[
         (None, &[b"example.com"], Ok(("example.com", TargetSource::Host))),
         (None, &[b"Example.COM:443"], Ok(("example.com:443", TargetSource::Host))),
         (None, &[b"example.com."], Ok(("example.com", TargetSource::Host))),
@@ -539,7 +546,7 @@ fn h1_target_table() {
 #[test]
 fn h2_target_table() {
     #[rustfmt::skip]
-    let cases: &[(Option<&[u8]>, &[&[u8]], Result<(&str, TargetSource), T>)] = &[
+    let cases: &[TargetRow] = &[
         (Some(b"example.com"), &[], Ok(("example.com", TargetSource::AuthorityPseudo))),
         (Some(b"EXAMPLE.com:443"), &[], Ok(("example.com:443", TargetSource::AuthorityPseudo))),
         (Some(b"example.com"), &[b"example.com"], Ok(("example.com", TargetSource::AuthorityPseudo))),
@@ -615,7 +622,7 @@ mod http_feature {
         for h in hosts {
             b = b.header(http::header::HOST, *h);
         }
-        b.body(()).unwrap()
+        b.body(()).expect("valid request")
     }
 
     /// RFC 9113 §8.3.1 with the scheme known: Host without port equals `:authority` with
@@ -624,20 +631,51 @@ mod http_feature {
     fn from_request_table() {
         use http::Version as V;
         #[rustfmt::skip]
-        let cases: &[(V, &str, &[&str], Result<&str, T>)] = &[
+        type Row = (V, &'static str, &'static [&'static str], Result<&'static str, T>);
+        let cases: &[Row] = &[
             (V::HTTP_11, "/", &["Example.com"], Ok("example.com")),
             (V::HTTP_11, "/", &[], Err(T::MissingHost)),
             (V::HTTP_11, "/", &["a", "b"], Err(T::DuplicateHost)),
-            (V::HTTP_11, "http://a.example/x", &["b.example"], Ok("a.example")),
+            (
+                V::HTTP_11,
+                "http://a.example/x",
+                &["b.example"],
+                Ok("a.example"),
+            ),
             (V::HTTP_10, "/", &["a.example"], Ok("a.example")),
             (V::HTTP_2, "https://a.example/", &[], Ok("a.example")),
-            (V::HTTP_2, "https://a.example/", &["a.example:443"], Ok("a.example")),
-            (V::HTTP_2, "https://a.example:443/", &["a.example"], Ok("a.example:443")),
-            (V::HTTP_2, "http://a.example/", &["a.example:443"], Err(T::HostMismatch)),
-            (V::HTTP_2, "https://a.example/", &["b.example"], Err(T::HostMismatch)),
+            (
+                V::HTTP_2,
+                "https://a.example/",
+                &["a.example:443"],
+                Ok("a.example"),
+            ),
+            (
+                V::HTTP_2,
+                "https://a.example:443/",
+                &["a.example"],
+                Ok("a.example:443"),
+            ),
+            (
+                V::HTTP_2,
+                "http://a.example/",
+                &["a.example:443"],
+                Err(T::HostMismatch),
+            ),
+            (
+                V::HTTP_2,
+                "https://a.example/",
+                &["b.example"],
+                Err(T::HostMismatch),
+            ),
             (V::HTTP_2, "/", &["a.example"], Ok("a.example")),
             (V::HTTP_2, "/", &[], Err(T::MissingAuthority)),
-            (V::HTTP_2, "ftp://a.example/", &[], Err(T::UnsupportedScheme)),
+            (
+                V::HTTP_2,
+                "ftp://a.example/",
+                &[],
+                Err(T::UnsupportedScheme),
+            ),
         ];
         for &(version, uri, hosts, want) in cases {
             let got = RequestTarget::from_request(&request(version, uri, hosts));
