@@ -1,0 +1,77 @@
+//! The 421 policy, sans-IO: should this connection serve this request — and may a client
+//! send that origin's request on this connection?
+//!
+//! A client may reuse one TLS connection for every origin the certificate covers (RFC 9113
+//! §9.1.1). A server must then answer `421 Misdirected Request` (RFC 9110 §15.5.20) for a
+//! request the connection is not right for, and serve everything else. This crate is that
+//! decision, in one function, with the exact reason for every refusal; and the client's side
+//! of the same contract.
+//!
+//! # Server side
+//! - [`VirtualHosts`]: the listener's virtual hosts ([`VirtualHost`]: names, certificate
+//!   identities, client-certificate requirement, minimum TLS version, ALPN, policy
+//!   override), scheme, public ports, [`Policy`] level, `warn_only`, and what unknown hosts
+//!   get ([`UnknownHost`]).
+//! - [`ConnectionContext`]: what the handshake established (SNI, presented virtual host,
+//!   TLS version, ALPN, [`ClientCert`] state).
+//! - [`decide`] / [`decide_request`]: [`Decision::Serve`], [`Decision::Misdirected`],
+//!   [`Decision::BadRequest`] or [`Decision::NotFound`], with a [`Reason`] whose stable
+//!   `code()` goes into logs and metrics. [`Reason`] implements
+//!   [`misdirect_response::RenderReason`], so `misdirect_response::render` turns it into
+//!   the response.
+//!
+//! The client-certificate rule — a virtual host that requires client certificates is only
+//! reached over a connection whose certificate *its own* trust anchors verified — holds at
+//! every [`Policy`] level and under `warn_only`.
+//!
+//! # Client side
+//! [`ReusePolicy::may_reuse`] (exact, DNS overlap, IP overlap, ORIGIN frame modes),
+//! [`PooledConnection::on_misdirected`] (retry once on a fresh connection) and
+//! [`PooledConnection::on_origin_frame`] (RFC 8336).
+//!
+//! # Example
+//! ```
+//! use std::sync::Arc;
+//! use misdirect_authority::{HostName, RequestTarget, Scheme};
+//! use misdirect_certmatch::Identities;
+//! use misdirect_coalesce::{decide, ConnectionContext, Decision, Reason, VirtualHost, VirtualHosts};
+//!
+//! let cert = Arc::new(Identities::from_patterns(["*.example.com".parse()?]));
+//! let mut table = VirtualHosts::builder(Scheme::Https);
+//! let www = table.add(VirtualHost::new("www", cert.clone()).pattern("www.example.com".parse()?));
+//! let api = table.add(VirtualHost::new("api", cert).pattern("api.example.com".parse()?));
+//! let vhosts = table.build()?;
+//!
+//! let conn = ConnectionContext::new().sni(HostName::from_sni(b"www.example.com")?).presented(www);
+//! let target = RequestTarget::from_h2(Some(b"api.example.com"), std::iter::empty())?;
+//! assert_eq!(decide(&vhosts, &conn, &target), Decision::Serve { vhost: api, warning: None });
+//!
+//! let target = RequestTarget::from_h2(Some(b"shop.example.com"), std::iter::empty())?;
+//! assert_eq!(decide(&vhosts, &conn, &target), Decision::Misdirected(Reason::UnknownHost));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Features
+//! - `tower`: `MisdirectLayer`, a tower layer that answers 421/400 in front of any service.
+//!
+//! No I/O, no clocks, no runtime: plain values in, decisions out.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(clippy::exhaustive_enums, clippy::exhaustive_structs)]
+
+mod client;
+mod decide;
+#[cfg(feature = "tower")]
+mod layer;
+mod reason;
+mod vhost;
+
+pub use client::{NoReuse, PooledConnection, RetryAdvice, ReuseDecision, ReuseMode, ReusePolicy};
+pub use decide::{ClientCert, ConnectionContext, Decision, decide, decide_request};
+#[cfg(feature = "tower")]
+pub use layer::{MisdirectLayer, MisdirectService, ServedBy};
+pub use reason::Reason;
+pub use vhost::{
+    Alpn, ClientAuth, ConfigError, Policy, TlsVersion, TrustAnchorsId, UnknownHost, VhostId,
+    VirtualHost, VirtualHosts, VirtualHostsBuilder,
+};

@@ -1,0 +1,504 @@
+use core::fmt;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use misdirect_authority::{Host, Scheme};
+use misdirect_certmatch::{HostIndex, HostIndexBuilder, Identities, Pattern};
+
+/// Identifies a virtual host in a [`VirtualHosts`] table (its position).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VhostId(u32);
+
+impl VhostId {
+    /// The position of the virtual host in its table.
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for VhostId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Identifies a set of trust anchors (CA certificates) that verify client certificates.
+///
+/// A server gives each distinct client-CA configuration its own id and records on each
+/// connection which id verified the client certificate; the policy compares ids, so a
+/// certificate verified for one virtual host never counts for another with other anchors.
+///
+/// ```
+/// use misdirect_coalesce::TrustAnchorsId;
+///
+/// let staff = TrustAnchorsId::new(1);
+/// assert_eq!(staff.get(), 1);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrustAnchorsId(u32);
+
+impl TrustAnchorsId {
+    /// Wraps a server-assigned id.
+    pub const fn new(id: u32) -> Self {
+        Self(id)
+    }
+
+    /// The server-assigned id.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// A virtual host's client-certificate requirement.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ClientAuth {
+    /// No client certificate is asked for.
+    #[default]
+    None,
+    /// A client certificate is asked for; if the connection has one, these anchors must
+    /// have verified it.
+    Optional(TrustAnchorsId),
+    /// The connection must carry a client certificate verified by these anchors.
+    Required(TrustAnchorsId),
+}
+
+/// A TLS protocol version, ordered oldest first.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+/// The application protocol a TLS connection negotiated (RFC 7301).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Alpn {
+    /// `http/1.1`, also assumed when no ALPN was negotiated.
+    Http11,
+    /// `h2`.
+    H2,
+    /// Anything else.
+    Other,
+}
+
+impl Alpn {
+    /// Classifies an ALPN protocol id.
+    ///
+    /// ```
+    /// use misdirect_coalesce::Alpn;
+    ///
+    /// assert_eq!(Alpn::from_id(b"h2"), Alpn::H2);
+    /// assert_eq!(Alpn::from_id(b"spdy/3"), Alpn::Other);
+    /// ```
+    pub fn from_id(id: &[u8]) -> Self {
+        match id {
+            b"h2" => Self::H2,
+            b"http/1.1" => Self::Http11,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// How strictly a request's virtual host must match its connection.
+///
+/// Every level checks the listener's scheme and port, that some virtual host serves the
+/// host, that the connection's certificate covers it, and the client-certificate rule.
+/// No level relaxes the client-certificate rule.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Policy {
+    /// Also require the host's virtual host to be the SNI's: no coalescing across virtual
+    /// hosts (Apache's `SSLVHostSNIPolicy strict`).
+    Strict,
+    /// Also check the virtual host's minimum TLS version and ALPN: coalescing is served
+    /// whenever the connection is good enough for the target (the default).
+    #[default]
+    Secure,
+    /// Only the certificate and the client-certificate rule (plus scheme and port).
+    CertOnly,
+}
+
+impl Policy {
+    /// The configuration spelling: `strict`, `secure`, `cert-only`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Strict => "strict",
+            Self::Secure => "secure",
+            Self::CertOnly => "cert-only",
+        }
+    }
+}
+
+/// What to answer for a host no virtual host serves.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum UnknownHost {
+    /// 421 (RFC 9110 §15.5.20: the target does not match a configured origin).
+    #[default]
+    Misdirected,
+    /// 404.
+    NotFound,
+    /// Serve this virtual host, like nginx's `default_server` (its certificate must still
+    /// cover the host).
+    Default(VhostId),
+}
+
+/// One virtual host: the names it serves, the certificate it presents and the TLS
+/// requirements a connection must meet to reach it.
+///
+/// ```
+/// use misdirect_certmatch::Identities;
+/// use misdirect_coalesce::{ClientAuth, TlsVersion, TrustAnchorsId, VirtualHost};
+///
+/// let cert = Identities::from_patterns(["admin.example".parse()?]);
+/// let admin = VirtualHost::new("admin", cert)
+///     .pattern("admin.example".parse()?)
+///     .client_auth(ClientAuth::Required(TrustAnchorsId::new(1)))
+///     .min_tls(TlsVersion::Tls13);
+/// assert_eq!(admin.patterns().len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct VirtualHost {
+    name: String,
+    patterns: Vec<Pattern>,
+    certificate: Arc<Identities>,
+    client_auth: ClientAuth,
+    min_tls: Option<TlsVersion>,
+    alpn: Option<Vec<Alpn>>,
+    policy: Option<Policy>,
+}
+
+impl VirtualHost {
+    /// A virtual host called `name` (for logs) presenting a certificate with these
+    /// identities. Add the names it serves with [`pattern`](Self::pattern).
+    pub fn new(name: impl Into<String>, certificate: impl Into<Arc<Identities>>) -> Self {
+        Self {
+            name: name.into(),
+            patterns: Vec::new(),
+            certificate: certificate.into(),
+            client_auth: ClientAuth::None,
+            min_tls: None,
+            alpn: None,
+            policy: None,
+        }
+    }
+
+    /// Serves this name or wildcard (`*.example.com`) or IP address.
+    pub fn pattern(mut self, pattern: Pattern) -> Self {
+        self.patterns.push(pattern);
+        self
+    }
+
+    /// Serves each of these.
+    pub fn patterns_from(mut self, patterns: impl IntoIterator<Item = Pattern>) -> Self {
+        self.patterns.extend(patterns);
+        self
+    }
+
+    /// Sets the client-certificate requirement.
+    pub fn client_auth(mut self, client_auth: ClientAuth) -> Self {
+        self.client_auth = client_auth;
+        self
+    }
+
+    /// Sets the minimum TLS version.
+    pub fn min_tls(mut self, version: TlsVersion) -> Self {
+        self.min_tls = Some(version);
+        self
+    }
+
+    /// Allows only these ALPN protocols.
+    pub fn alpn(mut self, allowed: impl IntoIterator<Item = Alpn>) -> Self {
+        self.alpn = Some(allowed.into_iter().collect());
+        self
+    }
+
+    /// Overrides the listener's policy level for requests to this virtual host.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The name used in logs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The names it serves.
+    pub fn patterns(&self) -> &[Pattern] {
+        &self.patterns
+    }
+
+    /// The identities of the certificate it presents.
+    pub fn certificate(&self) -> &Arc<Identities> {
+        &self.certificate
+    }
+
+    /// Its client-certificate requirement.
+    pub fn client_auth_required(&self) -> ClientAuth {
+        self.client_auth
+    }
+
+    /// Its minimum TLS version, if any.
+    pub fn min_tls_version(&self) -> Option<TlsVersion> {
+        self.min_tls
+    }
+
+    /// Its allowed ALPN protocols, if restricted.
+    pub fn allowed_alpn(&self) -> Option<&[Alpn]> {
+        self.alpn.as_deref()
+    }
+
+    /// Its policy override, if any.
+    pub fn policy_override(&self) -> Option<Policy> {
+        self.policy
+    }
+}
+
+/// A listener's virtual hosts and the rules it serves them by.
+///
+/// ```
+/// use misdirect_authority::Scheme;
+/// use misdirect_certmatch::Identities;
+/// use misdirect_coalesce::{Policy, VirtualHost, VirtualHosts};
+///
+/// let shared = std::sync::Arc::new(Identities::from_patterns(["*.example.com".parse()?]));
+/// let mut b = VirtualHosts::builder(Scheme::Https);
+/// let a = b.add(VirtualHost::new("a", shared.clone()).pattern("a.example.com".parse()?));
+/// b.add(VirtualHost::new("b", shared).pattern("b.example.com".parse()?));
+/// let vhosts = b.port(8443).policy(Policy::Secure).default_vhost(a).build()?;
+/// assert_eq!(vhosts.lookup(&"A.example.com".parse()?), Some(a));
+/// assert_eq!(vhosts.lookup(&"c.example.com".parse()?), None);
+/// assert_eq!(vhosts.len(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct VirtualHosts {
+    hosts: Vec<VirtualHost>,
+    index: HostIndex<VhostId>,
+    scheme: Scheme,
+    ports: Vec<u16>,
+    policy: Policy,
+    warn_only: bool,
+    unknown_host: UnknownHost,
+    default_vhost: Option<VhostId>,
+}
+
+impl VirtualHosts {
+    /// Starts a table for a listener serving `scheme`.
+    pub fn builder(scheme: Scheme) -> VirtualHostsBuilder {
+        VirtualHostsBuilder {
+            hosts: Vec::new(),
+            scheme,
+            ports: Vec::new(),
+            policy: Policy::default(),
+            warn_only: false,
+            unknown_host: UnknownHost::default(),
+            default_vhost: None,
+        }
+    }
+
+    /// The virtual host that serves `host` (exact name first, then a wildcard).
+    pub fn lookup(&self, host: &Host) -> Option<VhostId> {
+        self.index.lookup(host).copied()
+    }
+
+    /// The virtual host with this id.
+    pub fn get(&self, id: VhostId) -> Option<&VirtualHost> {
+        self.hosts.get(id.index())
+    }
+
+    /// All virtual hosts with their ids.
+    pub fn iter(&self) -> impl Iterator<Item = (VhostId, &VirtualHost)> + '_ {
+        self.hosts.iter().enumerate().map(|(i, v)| (id_at(i), v))
+    }
+
+    /// How many virtual hosts there are.
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    /// The scheme the listener serves.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The ports clients may name in authorities.
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
+    }
+
+    /// The listener's policy level.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// Whether refusals other than the client-certificate rule are only reported.
+    pub fn warn_only(&self) -> bool {
+        self.warn_only
+    }
+
+    /// What unknown hosts get.
+    pub fn unknown_host(&self) -> UnknownHost {
+        self.unknown_host
+    }
+
+    /// The virtual host whose certificate clients without SNI get.
+    pub fn default_vhost(&self) -> Option<VhostId> {
+        self.default_vhost
+    }
+
+    /// The policy level in force for requests to `vhost`.
+    pub fn policy_for(&self, vhost: VhostId) -> Policy {
+        self.get(vhost).and_then(VirtualHost::policy_override).unwrap_or(self.policy)
+    }
+}
+
+fn id_at(index: usize) -> VhostId {
+    // Invariant: the builder refuses more than u32::MAX virtual hosts.
+    VhostId(u32::try_from(index).expect("fewer than 2^32 virtual hosts"))
+}
+
+/// Builds a [`VirtualHosts`] table; see [`VirtualHosts::builder`].
+#[derive(Debug)]
+pub struct VirtualHostsBuilder {
+    hosts: Vec<VirtualHost>,
+    scheme: Scheme,
+    ports: Vec<u16>,
+    policy: Policy,
+    warn_only: bool,
+    unknown_host: UnknownHost,
+    default_vhost: Option<VhostId>,
+}
+
+impl VirtualHostsBuilder {
+    /// Adds a virtual host and returns its id.
+    pub fn add(&mut self, vhost: VirtualHost) -> VhostId {
+        self.hosts.push(vhost);
+        id_at(self.hosts.len() - 1)
+    }
+
+    /// Adds a port clients may name (default: the scheme's default port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.ports.push(port);
+        self
+    }
+
+    /// Sets the listener's policy level (default [`Policy::Secure`]).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Serve what the policy would refuse and report it, except client-certificate failures.
+    pub fn warn_only(mut self, warn_only: bool) -> Self {
+        self.warn_only = warn_only;
+        self
+    }
+
+    /// Sets what unknown hosts get (default 421).
+    pub fn unknown_host(mut self, unknown_host: UnknownHost) -> Self {
+        self.unknown_host = unknown_host;
+        self
+    }
+
+    /// Sets the virtual host that clients without SNI reach.
+    pub fn default_vhost(mut self, vhost: VhostId) -> Self {
+        self.default_vhost = Some(vhost);
+        self
+    }
+
+    /// Builds the table; fails when two virtual hosts serve the same pattern or an id
+    /// names no virtual host.
+    pub fn build(mut self) -> Result<VirtualHosts, ConfigError> {
+        if u32::try_from(self.hosts.len()).is_err() {
+            return Err(ConfigError::TooMany);
+        }
+        let known = |id: VhostId| id.index() < self.hosts.len();
+        if let Some(id) = self.default_vhost.filter(|id| !known(*id)) {
+            return Err(ConfigError::UnknownVhost(id));
+        }
+        if let UnknownHost::Default(id) = self.unknown_host
+            && !known(id)
+        {
+            return Err(ConfigError::UnknownVhost(id));
+        }
+        let mut owners: HashMap<&Pattern, usize> = HashMap::new();
+        let mut index = HostIndexBuilder::new();
+        for (i, host) in self.hosts.iter().enumerate() {
+            for pattern in &host.patterns {
+                if let Some(&first) = owners.get(pattern) {
+                    return Err(ConfigError::DuplicateName {
+                        pattern: pattern.to_string(),
+                        first: self.hosts[first].name.clone(),
+                        second: host.name.clone(),
+                    });
+                }
+                owners.insert(pattern, i);
+                index.push(pattern, id_at(i)).map_err(|e| ConfigError::Index(e.to_string()))?;
+            }
+        }
+        if self.ports.is_empty() {
+            self.ports.push(self.scheme.default_port());
+        }
+        Ok(VirtualHosts {
+            index: index.build().map_err(|e| ConfigError::Index(e.to_string()))?,
+            hosts: self.hosts,
+            scheme: self.scheme,
+            ports: self.ports,
+            policy: self.policy,
+            warn_only: self.warn_only,
+            unknown_host: self.unknown_host,
+            default_vhost: self.default_vhost,
+        })
+    }
+}
+
+/// Why a [`VirtualHosts`] table could not be built.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Two virtual hosts (or one, twice) serve the same name pattern.
+    DuplicateName {
+        /// The pattern, as written.
+        pattern: String,
+        /// The virtual host that had it first.
+        first: String,
+        /// The virtual host that repeated it.
+        second: String,
+    },
+    /// An id given as default virtual host names no virtual host.
+    UnknownVhost(VhostId),
+    /// More than 2^32 virtual hosts.
+    TooMany,
+    /// The host index refused a pattern for another reason.
+    Index(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DuplicateName { pattern, first, second } if first == second => {
+                write!(f, "virtual host {first:?} lists {pattern} twice")
+            }
+            Self::DuplicateName { pattern, first, second } => {
+                write!(f, "{pattern} is served by two virtual hosts: {first:?} and {second:?}")
+            }
+            Self::UnknownVhost(id) => write!(f, "virtual host {id} does not exist"),
+            Self::TooMany => f.write_str("too many virtual hosts"),
+            Self::Index(e) => write!(f, "cannot index virtual host names: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
