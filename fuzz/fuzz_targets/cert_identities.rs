@@ -1,0 +1,13 @@
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use misdirect_authority::Host;
+use misdirect_certmatch::{Certificate, Identities, LegacyCn};
+
+// Arbitrary bytes as DER never panic; every exact name a certificate yields is covered.
+fuzz_target!(|data: &[u8]| {
+    let _ = Certificate::from_der(data);
+    if let Ok(ids) = Identities::from_der_with(data, LegacyCn::Allow) {
+        let exact = ids.dns_names().iter().filter(|p| !p.is_wildcard());
+        exact.for_each(|p| assert!(ids.covers(&p.as_str().parse::<Host>().unwrap())));
+    }
+});
