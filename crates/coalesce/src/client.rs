@@ -88,7 +88,10 @@ pub enum RetryAdvice {
 impl ReusePolicy {
     /// A policy with this mode; connections with client certificates are not shared.
     pub const fn new(mode: ReuseMode) -> Self {
-        Self { mode, share_client_cert: false }
+        Self {
+            mode,
+            share_client_cert: false,
+        }
     }
 
     /// Allows sharing connections that presented a client certificate (off by default:
@@ -141,7 +144,12 @@ impl ReusePolicy {
     }
 
     /// Every check but verification; `Ok(true)` when `origin` is the connection's own.
-    fn check(&self, conn: &PooledConnection, origin: &Origin, resolved: &[IpAddr]) -> Result<bool, NoReuse> {
+    fn check(
+        &self,
+        conn: &PooledConnection,
+        origin: &Origin,
+        resolved: &[IpAddr],
+    ) -> Result<bool, NoReuse> {
         if origin.scheme() != Scheme::Https || conn.origin.scheme() != Scheme::Https {
             return Err(NoReuse::NotHttps);
         }

@@ -114,14 +114,21 @@ impl ConnectionContext {
     /// else the default (a connection without SNI counts as naming the default).
     pub fn connection_vhost(&self, vhosts: &VirtualHosts) -> Option<VhostId> {
         self.presented
-            .or_else(|| self.sni.as_ref().and_then(|n| vhosts.lookup(&Host::Name(n.clone()))))
+            .or_else(|| {
+                self.sni
+                    .as_ref()
+                    .and_then(|n| vhosts.lookup(&Host::Name(n.clone())))
+            })
             .or(vhosts.default_vhost())
     }
 
     fn identities<'a>(&'a self, vhosts: &'a VirtualHosts) -> Option<&'a Identities> {
         match &self.certificate {
             Some(ids) => Some(ids),
-            None => self.presented.and_then(|v| vhosts.get(v)).map(|v| &**v.certificate()),
+            None => self
+                .presented
+                .and_then(|v| vhosts.get(v))
+                .map(|v| &**v.certificate()),
         }
     }
 }
@@ -249,8 +256,7 @@ pub fn decide(vhosts: &VirtualHosts, conn: &ConnectionContext, target: &RequestT
     if first.is_none() && policy <= Policy::Secure {
         first = tls_failure(v.min_tls_version(), v.allowed_alpn(), conn);
     }
-    if first.is_none() && policy == Policy::Strict && conn.connection_vhost(vhosts) != Some(vhost)
-    {
+    if first.is_none() && policy == Policy::Strict && conn.connection_vhost(vhosts) != Some(vhost) {
         first = Some(match conn.sni_name() {
             Some(_) => Reason::SniVhostDiffers,
             None => Reason::NoSni,
@@ -258,10 +264,14 @@ pub fn decide(vhosts: &VirtualHosts, conn: &ConnectionContext, target: &RequestT
     }
 
     match first {
-        None => Decision::Serve { vhost, warning: None },
-        Some(reason) if vhosts.warn_only() && client_cert.is_none() => {
-            Decision::Serve { vhost, warning: Some(reason) }
-        }
+        None => Decision::Serve {
+            vhost,
+            warning: None,
+        },
+        Some(reason) if vhosts.warn_only() && client_cert.is_none() => Decision::Serve {
+            vhost,
+            warning: Some(reason),
+        },
         Some(reason) => Decision::Misdirected(reason),
     }
 }

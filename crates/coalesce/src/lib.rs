@@ -69,7 +69,7 @@ mod vhost;
 pub use client::{NoReuse, PooledConnection, RetryAdvice, ReuseDecision, ReuseMode, ReusePolicy};
 pub use decide::{ClientCert, ConnectionContext, Decision, decide, decide_request};
 #[cfg(feature = "tower")]
-pub use layer::{MisdirectLayer, MisdirectService, ServedBy};
+pub use layer::{MisdirectLayer, MisdirectService, ResponseFuture, ServedBy};
 pub use reason::Reason;
 pub use vhost::{
     Alpn, ClientAuth, ConfigError, Policy, TlsVersion, TrustAnchorsId, UnknownHost, VhostId,

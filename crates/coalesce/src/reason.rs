@@ -123,7 +123,10 @@ impl Reason {
     /// Whether this is one of the client-certificate rules that no policy level and no
     /// `warn_only` relaxes.
     pub const fn is_client_cert(self) -> bool {
-        matches!(self, Self::ClientCertRequired | Self::ClientCertOtherAnchors)
+        matches!(
+            self,
+            Self::ClientCertRequired | Self::ClientCertOtherAnchors
+        )
     }
 
     /// Every reason but the 400s, for documentation and metrics tables.

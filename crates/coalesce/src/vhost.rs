@@ -360,7 +360,9 @@ impl VirtualHosts {
 
     /// The policy level in force for requests to `vhost`.
     pub fn policy_for(&self, vhost: VhostId) -> Policy {
-        self.get(vhost).and_then(VirtualHost::policy_override).unwrap_or(self.policy)
+        self.get(vhost)
+            .and_then(VirtualHost::policy_override)
+            .unwrap_or(self.policy)
     }
 }
 
@@ -445,14 +447,18 @@ impl VirtualHostsBuilder {
                     });
                 }
                 owners.insert(pattern, i);
-                index.push(pattern, id_at(i)).map_err(|e| ConfigError::Index(e.to_string()))?;
+                index
+                    .push(pattern, id_at(i))
+                    .map_err(|e| ConfigError::Index(e.to_string()))?;
             }
         }
         if self.ports.is_empty() {
             self.ports.push(self.scheme.default_port());
         }
         Ok(VirtualHosts {
-            index: index.build().map_err(|e| ConfigError::Index(e.to_string()))?,
+            index: index
+                .build()
+                .map_err(|e| ConfigError::Index(e.to_string()))?,
             hosts: self.hosts,
             scheme: self.scheme,
             ports: self.ports,
@@ -488,11 +494,22 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::DuplicateName { pattern, first, second } if first == second => {
+            Self::DuplicateName {
+                pattern,
+                first,
+                second,
+            } if first == second => {
                 write!(f, "virtual host {first:?} lists {pattern} twice")
             }
-            Self::DuplicateName { pattern, first, second } => {
-                write!(f, "{pattern} is served by two virtual hosts: {first:?} and {second:?}")
+            Self::DuplicateName {
+                pattern,
+                first,
+                second,
+            } => {
+                write!(
+                    f,
+                    "{pattern} is served by two virtual hosts: {first:?} and {second:?}"
+                )
             }
             Self::UnknownVhost(id) => write!(f, "virtual host {id} does not exist"),
             Self::TooMany => f.write_str("too many virtual hosts"),
