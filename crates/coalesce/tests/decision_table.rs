@@ -1,0 +1,416 @@
+//! The decision table: for each policy level, combinations of SNI, authority, certificate
+//! coverage, client certificate, TLS version, ALPN, port and scheme, with the DESIGN.md rule
+//! each row checks. `docs/policy.md` documents the same table.
+
+use std::sync::Arc;
+
+use misdirect_authority::{HostName, RequestTarget, Scheme, TargetErrorKind};
+use misdirect_certmatch::Identities;
+use misdirect_coalesce::{
+    Alpn, ClientAuth, ClientCert, ConnectionContext, Decision, Policy, Reason, TlsVersion,
+    TrustAnchorsId, UnknownHost, VirtualHost, VirtualHosts, decide, decide_request,
+};
+
+const T1: TrustAnchorsId = TrustAnchorsId::new(1);
+const T2: TrustAnchorsId = TrustAnchorsId::new(2);
+
+/// Listener settings for a group of rows.
+#[derive(Clone, Copy, Debug)]
+struct Listener {
+    policy: Policy,
+    warn_only: bool,
+    unknown: Unknown,
+    extra_port: Option<u16>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Unknown {
+    Misdirected,
+    NotFound,
+    DefaultA,
+}
+
+const SECURE: Listener = Listener {
+    policy: Policy::Secure,
+    warn_only: false,
+    unknown: Unknown::Misdirected,
+    extra_port: None,
+};
+const STRICT: Listener = Listener {
+    policy: Policy::Strict,
+    ..SECURE
+};
+const CERT_ONLY: Listener = Listener {
+    policy: Policy::CertOnly,
+    ..SECURE
+};
+const WARN: Listener = Listener {
+    warn_only: true,
+    ..SECURE
+};
+const NOT_FOUND: Listener = Listener {
+    unknown: Unknown::NotFound,
+    ..SECURE
+};
+const DEFAULT_A: Listener = Listener {
+    unknown: Unknown::DefaultA,
+    ..SECURE
+};
+const TWO_PORTS: Listener = Listener {
+    extra_port: Some(8443),
+    ..SECURE
+};
+
+/// The virtual hosts every row runs against.
+///
+/// Certificate S covers a, b, secure, partner, opt, modern, strict, lax and free.test (but
+/// not u.test); C covers c.test; W covers *.wild.test.
+fn table(l: Listener) -> VirtualHosts {
+    let s = Arc::new(Identities::from_patterns(
+        [
+            "a", "b", "secure", "partner", "opt", "modern", "strict", "lax", "free",
+        ]
+        .map(|n| format!("{n}.test").parse().expect("valid")),
+    ));
+    let c = Arc::new(Identities::from_patterns(["c.test"
+        .parse()
+        .expect("valid")]));
+    let w = Arc::new(Identities::from_patterns(["*.wild.test"
+        .parse()
+        .expect("valid")]));
+    let vh = |name: &str, cert: &Arc<Identities>, pattern: &str| {
+        VirtualHost::new(name, cert.clone()).pattern(pattern.parse().expect("valid"))
+    };
+    let mut b = VirtualHosts::builder(Scheme::Https).port(443);
+    let a = b.add(vh("a", &s, "a.test"));
+    b.add(vh("b", &s, "b.test"));
+    b.add(vh("c", &c, "c.test"));
+    b.add(vh("secure", &s, "secure.test").client_auth(ClientAuth::Required(T1)));
+    b.add(vh("partner", &s, "partner.test").client_auth(ClientAuth::Required(T2)));
+    b.add(vh("opt", &s, "opt.test").client_auth(ClientAuth::Optional(T1)));
+    b.add(
+        vh("modern", &s, "modern.test")
+            .min_tls(TlsVersion::Tls13)
+            .alpn([Alpn::H2]),
+    );
+    b.add(vh("u", &s, "u.test"));
+    b.add(vh("wild", &w, "*.wild.test"));
+    b.add(vh("strict", &s, "strict.test").policy(Policy::Strict));
+    b.add(
+        vh("lax", &s, "lax.test")
+            .min_tls(TlsVersion::Tls13)
+            .policy(Policy::CertOnly),
+    );
+    let mut b = b.policy(l.policy).warn_only(l.warn_only).default_vhost(a);
+    if let Some(port) = l.extra_port {
+        b = b.port(port);
+    }
+    b.unknown_host(match l.unknown {
+        Unknown::Misdirected => UnknownHost::Misdirected,
+        Unknown::NotFound => UnknownHost::NotFound,
+        Unknown::DefaultA => UnknownHost::Default(a),
+    })
+    .build()
+    .expect("valid table")
+}
+
+/// One connection: SNI (None = no SNI), client certificate, TLS version, ALPN.
+#[derive(Clone, Copy, Debug)]
+struct Conn {
+    sni: Option<&'static str>,
+    cc: ClientCert,
+    tls: TlsVersion,
+    alpn: Alpn,
+}
+
+const fn sni(name: &'static str) -> Conn {
+    Conn {
+        sni: Some(name),
+        cc: ClientCert::None,
+        tls: TlsVersion::Tls13,
+        alpn: Alpn::H2,
+    }
+}
+const NO_SNI: Conn = Conn {
+    sni: None,
+    ..sni("")
+};
+const fn cc(conn: Conn, anchors: TrustAnchorsId) -> Conn {
+    Conn {
+        cc: ClientCert::Verified(anchors),
+        ..conn
+    }
+}
+const fn tls12(conn: Conn) -> Conn {
+    Conn {
+        tls: TlsVersion::Tls12,
+        ..conn
+    }
+}
+const fn h1(conn: Conn) -> Conn {
+    Conn {
+        alpn: Alpn::Http11,
+        ..conn
+    }
+}
+
+/// What a row expects.
+#[derive(Clone, Copy, Debug)]
+enum Want {
+    Serve(&'static str),
+    Warn(&'static str, Reason),
+    Mis(Reason),
+    NotFound,
+}
+use Reason as R;
+use Want::{Mis, NotFound, Serve, Warn};
+
+/// The target: authority and, when the request named one, its scheme.
+type Target = (&'static str, Option<Scheme>);
+const fn to(authority: &'static str) -> Target {
+    (authority, None)
+}
+
+const A: &str = "(a) listener serves scheme and port";
+const B: &str = "(b) some virtual host serves the host; RFC 9110 §15.5.20";
+const C: &str = "(c) certificate covers the host; RFC 9110 §7.4, RFC 9113 §9.1.1";
+const D_CC: &str = "(d) client certificate verified by the vhost's own anchors (every level)";
+const D_TLS: &str = "(d) minimum TLS version and ALPN (secure, strict)";
+const OWN: &str = "never 421 for the SNI's own vhost when (d) passes";
+const STRICT_RULE: &str = "strict: the host's vhost must be the SNI's; no SNI = default vhost";
+const LEVEL: &str = "policy level per listener, overridden per vhost";
+const WARN_RULE: &str = "warn_only serves and reports, except the client-certificate rule";
+const UNKNOWN: &str = "unknown host: 421 default, 404 or default vhost";
+const NORM: &str = "one normalisation: case, trailing dot, default port";
+
+#[rustfmt::skip]
+const ROWS: &[(&str, Listener, Conn, Target, Want)] = &[
+    // Secure (the default level).
+    (OWN,   SECURE, sni("a.test"), to("a.test"), Serve("a")),
+    (NORM,  SECURE, sni("a.test"), to("A.TEST."), Serve("a")),
+    (NORM,  SECURE, sni("a.test"), to("a.test:443"), Serve("a")),
+    (NORM,  SECURE, sni("a.test"), to("a.test:0443"), Serve("a")),
+    (C,     SECURE, sni("a.test"), to("b.test"), Serve("b")),
+    (C,     SECURE, sni("a.test"), to("c.test"), Mis(R::CertificateDoesNotCover)),
+    (C,     SECURE, sni("c.test"), to("a.test"), Mis(R::CertificateDoesNotCover)),
+    (C,     SECURE, sni("a.test"), to("u.test"), Mis(R::CertificateDoesNotCover)),
+    (C,     SECURE, sni("a.test"), to("y.wild.test"), Mis(R::CertificateDoesNotCover)),
+    (C,     SECURE, sni("x.wild.test"), to("y.wild.test"), Serve("wild")),
+    (C,     SECURE, sni("x.wild.test"), to("x.wild.test"), Serve("wild")),
+    (B,     SECURE, sni("x.wild.test"), to("a.b.wild.test"), Mis(R::UnknownHost)),
+    (B,     SECURE, sni("x.wild.test"), to("wild.test"), Mis(R::UnknownHost)),
+    (B,     SECURE, sni("a.test"), to("unknown.test"), Mis(R::UnknownHost)),
+    (B,     SECURE, sni("a.test"), to("free.test"), Mis(R::UnknownHost)),
+    (B,     SECURE, sni("a.test"), to("[::1]"), Mis(R::UnknownHost)),
+    (B,     SECURE, sni("a.test"), to("127.0.0.1"), Mis(R::UnknownHost)),
+    (D_CC,  SECURE, sni("a.test"), to("secure.test"), Mis(R::ClientCertRequired)),
+    (D_CC,  SECURE, sni("secure.test"), to("secure.test"), Mis(R::ClientCertRequired)),
+    (D_CC,  SECURE, cc(sni("secure.test"), T1), to("secure.test"), Serve("secure")),
+    (D_CC,  SECURE, cc(sni("a.test"), T1), to("secure.test"), Serve("secure")),
+    (D_CC,  SECURE, cc(sni("secure.test"), T1), to("partner.test"), Mis(R::ClientCertOtherAnchors)),
+    (D_CC,  SECURE, cc(sni("partner.test"), T2), to("secure.test"), Mis(R::ClientCertOtherAnchors)),
+    (D_CC,  SECURE, cc(sni("secure.test"), T1), to("a.test"), Serve("a")),
+    (D_CC,  SECURE, sni("a.test"), to("opt.test"), Serve("opt")),
+    (D_CC,  SECURE, cc(sni("secure.test"), T1), to("opt.test"), Serve("opt")),
+    (D_CC,  SECURE, cc(sni("partner.test"), T2), to("opt.test"), Mis(R::ClientCertOtherAnchors)),
+    (D_TLS, SECURE, tls12(sni("a.test")), to("modern.test"), Mis(R::TlsVersionBelowMinimum)),
+    (D_TLS, SECURE, sni("a.test"), to("modern.test"), Serve("modern")),
+    (D_TLS, SECURE, h1(sni("a.test")), to("modern.test"), Mis(R::AlpnNotAllowed)),
+    (D_TLS, SECURE, h1(sni("modern.test")), to("modern.test"), Mis(R::AlpnNotAllowed)),
+    (A,     SECURE, sni("a.test"), to("b.test:8443"), Mis(R::PortNotServed)),
+    (A,     SECURE, sni("a.test"), to("a.test:80"), Mis(R::PortNotServed)),
+    (A,     SECURE, sni("a.test"), ("b.test", Some(Scheme::Http)), Mis(R::SchemeNotServed)),
+    (A,     SECURE, sni("a.test"), ("b.test", Some(Scheme::Https)), Serve("b")),
+    (A,     SECURE, sni("a.test"), ("unknown.test:8443", None), Mis(R::PortNotServed)),
+    (OWN,   SECURE, NO_SNI, to("a.test"), Serve("a")),
+    (C,     SECURE, NO_SNI, to("b.test"), Serve("b")),
+    (C,     SECURE, NO_SNI, to("c.test"), Mis(R::CertificateDoesNotCover)),
+    (LEVEL, SECURE, sni("a.test"), to("strict.test"), Mis(R::SniVhostDiffers)),
+    (LEVEL, SECURE, sni("strict.test"), to("strict.test"), Serve("strict")),
+    (LEVEL, SECURE, sni("strict.test"), to("b.test"), Serve("b")),
+    (LEVEL, SECURE, tls12(sni("a.test")), to("lax.test"), Serve("lax")),
+    // Strict.
+    (OWN,   STRICT, sni("a.test"), to("a.test"), Serve("a")),
+    (STRICT_RULE, STRICT, sni("a.test"), to("b.test"), Mis(R::SniVhostDiffers)),
+    (STRICT_RULE, STRICT, NO_SNI, to("a.test"), Serve("a")),
+    (STRICT_RULE, STRICT, NO_SNI, to("b.test"), Mis(R::NoSni)),
+    (STRICT_RULE, STRICT, sni("x.wild.test"), to("y.wild.test"), Serve("wild")),
+    (D_CC,  STRICT, sni("a.test"), to("secure.test"), Mis(R::ClientCertRequired)),
+    (D_CC,  STRICT, cc(sni("secure.test"), T1), to("secure.test"), Serve("secure")),
+    (D_TLS, STRICT, tls12(sni("a.test")), to("modern.test"), Mis(R::TlsVersionBelowMinimum)),
+    (D_TLS, STRICT, sni("a.test"), to("modern.test"), Mis(R::SniVhostDiffers)),
+    (C,     STRICT, sni("a.test"), to("c.test"), Mis(R::CertificateDoesNotCover)),
+    (B,     STRICT, sni("a.test"), to("unknown.test"), Mis(R::UnknownHost)),
+    (LEVEL, STRICT, tls12(sni("a.test")), to("lax.test"), Serve("lax")),
+    // Cert-only.
+    (LEVEL, CERT_ONLY, tls12(sni("a.test")), to("modern.test"), Serve("modern")),
+    (LEVEL, CERT_ONLY, h1(sni("a.test")), to("modern.test"), Serve("modern")),
+    (LEVEL, CERT_ONLY, sni("a.test"), to("b.test"), Serve("b")),
+    (D_CC,  CERT_ONLY, sni("a.test"), to("secure.test"), Mis(R::ClientCertRequired)),
+    (D_CC,  CERT_ONLY, cc(sni("secure.test"), T1), to("partner.test"), Mis(R::ClientCertOtherAnchors)),
+    (C,     CERT_ONLY, sni("a.test"), to("c.test"), Mis(R::CertificateDoesNotCover)),
+    (A,     CERT_ONLY, sni("a.test"), to("b.test:8443"), Mis(R::PortNotServed)),
+    (LEVEL, CERT_ONLY, sni("a.test"), to("strict.test"), Mis(R::SniVhostDiffers)),
+    // warn_only (at Secure).
+    (WARN_RULE, WARN, sni("a.test"), to("b.test"), Serve("b")),
+    (WARN_RULE, WARN, sni("a.test"), to("c.test"), Warn("c", R::CertificateDoesNotCover)),
+    (WARN_RULE, WARN, tls12(sni("a.test")), to("modern.test"), Warn("modern", R::TlsVersionBelowMinimum)),
+    (WARN_RULE, WARN, sni("a.test"), to("b.test:8443"), Warn("b", R::PortNotServed)),
+    (WARN_RULE, WARN, sni("a.test"), to("strict.test"), Warn("strict", R::SniVhostDiffers)),
+    (WARN_RULE, WARN, sni("a.test"), to("secure.test"), Mis(R::ClientCertRequired)),
+    (WARN_RULE, WARN, cc(sni("secure.test"), T1), to("partner.test"), Mis(R::ClientCertOtherAnchors)),
+    (WARN_RULE, WARN, sni("a.test"), to("secure.test:8443"), Mis(R::PortNotServed)),
+    (WARN_RULE, WARN, sni("a.test"), to("unknown.test"), Mis(R::UnknownHost)),
+    // Unknown hosts.
+    (UNKNOWN, NOT_FOUND, sni("a.test"), to("unknown.test"), NotFound),
+    (UNKNOWN, NOT_FOUND, sni("a.test"), to("unknown.test:8443"), Mis(R::PortNotServed)),
+    (UNKNOWN, NOT_FOUND, sni("a.test"), to("b.test"), Serve("b")),
+    (UNKNOWN, DEFAULT_A, sni("a.test"), to("free.test"), Serve("a")),
+    (UNKNOWN, DEFAULT_A, sni("a.test"), to("unknown.test"), Mis(R::CertificateDoesNotCover)),
+    (UNKNOWN, DEFAULT_A, sni("c.test"), to("free.test"), Mis(R::CertificateDoesNotCover)),
+    // Several public ports (behind a port mapping).
+    (A, TWO_PORTS, sni("a.test"), to("b.test:8443"), Serve("b")),
+    (A, TWO_PORTS, sni("a.test"), to("b.test"), Serve("b")),
+    (A, TWO_PORTS, sni("a.test"), to("b.test:9443"), Mis(R::PortNotServed)),
+];
+
+fn context(vhosts: &VirtualHosts, conn: Conn) -> ConnectionContext {
+    let mut ctx = ConnectionContext::new()
+        .tls_version(conn.tls)
+        .alpn(conn.alpn)
+        .client_cert(conn.cc);
+    let presented = match conn.sni {
+        Some(name) => {
+            let name = HostName::from_sni(name.as_bytes()).expect("valid SNI");
+            let vhost = vhosts.lookup(&name.clone().into());
+            ctx = ctx.sni(name);
+            vhost.or(vhosts.default_vhost())
+        }
+        None => vhosts.default_vhost(),
+    };
+    if let Some(v) = presented {
+        ctx = ctx.presented(v);
+    }
+    ctx
+}
+
+fn expected(vhosts: &VirtualHosts, want: Want) -> Decision {
+    let id = |name: &str| {
+        vhosts
+            .iter()
+            .find(|(_, v)| v.name() == name)
+            .map(|(id, _)| id)
+            .expect("known vhost")
+    };
+    match want {
+        Serve(name) => Decision::Serve {
+            vhost: id(name),
+            warning: None,
+        },
+        Warn(name, reason) => Decision::Serve {
+            vhost: id(name),
+            warning: Some(reason),
+        },
+        Mis(reason) => Decision::Misdirected(reason),
+        NotFound => Decision::NotFound,
+    }
+}
+
+#[test]
+fn decision_table() {
+    let mut failures = Vec::new();
+    for &(rule, listener, conn, (authority, scheme), want) in ROWS {
+        let vhosts = table(listener);
+        let ctx = context(&vhosts, conn);
+        let mut target = RequestTarget::from_h2(Some(authority.as_bytes()), std::iter::empty())
+            .expect("valid authority");
+        if let Some(scheme) = scheme {
+            target = target.with_scheme(scheme);
+        }
+        let got = decide(&vhosts, &ctx, &target);
+        let want = expected(&vhosts, want);
+        if got != want {
+            failures.push(format!(
+                "[{rule}] {:?} {conn:?} -> {authority} {scheme:?}: want {want:?}, got {got:?}",
+                listener.policy
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(ROWS.len() >= 80, "keep the table complete: {}", ROWS.len());
+}
+
+/// Malformed requests are 400 with the request-target rule as the reason.
+#[test]
+fn bad_requests() {
+    let vhosts = table(SECURE);
+    let ctx = context(&vhosts, sni("a.test"));
+    let two_hosts = http::Request::get("/")
+        .header("host", "a.test")
+        .header("host", "b.test")
+        .body(())
+        .unwrap();
+    assert_eq!(
+        decide_request(&vhosts, &ctx, &two_hosts),
+        Decision::BadRequest(R::BadRequest(TargetErrorKind::DuplicateHost))
+    );
+    let mismatch = http::Request::get("https://a.test/")
+        .version(http::Version::HTTP_2)
+        .header("host", "b.test")
+        .body(())
+        .unwrap();
+    let decision = decide_request(&vhosts, &ctx, &mismatch);
+    assert_eq!(
+        decision,
+        Decision::BadRequest(R::BadRequest(TargetErrorKind::HostMismatch))
+    );
+    assert_eq!(decision.status(), Some(http::StatusCode::BAD_REQUEST));
+    let no_host = http::Request::get("/").body(()).unwrap();
+    assert_eq!(
+        decide_request(&vhosts, &ctx, &no_host),
+        Decision::BadRequest(R::BadRequest(TargetErrorKind::MissingHost))
+    );
+    let fine = http::Request::get("https://b.test/")
+        .version(http::Version::HTTP_2)
+        .body(())
+        .unwrap();
+    assert!(matches!(
+        decide_request(&vhosts, &ctx, &fine),
+        Decision::Serve { .. }
+    ));
+}
+
+/// Every reason has a distinct stable code and a status.
+#[test]
+fn reason_codes() {
+    let codes: std::collections::HashSet<_> =
+        Reason::MISDIRECTED.iter().map(|r| r.code()).collect();
+    assert_eq!(codes.len(), Reason::MISDIRECTED.len());
+    for r in Reason::MISDIRECTED {
+        assert_eq!(r.status(), http::StatusCode::MISDIRECTED_REQUEST, "{r:?}");
+        assert!(!r.description().is_empty() && !r.rule().is_empty());
+    }
+    assert_eq!(
+        R::BadRequest(TargetErrorKind::DuplicateHost).code(),
+        "duplicate-host"
+    );
+}
+
+/// Duplicate names across virtual hosts are a configuration error naming both.
+#[test]
+fn duplicate_names_are_refused() {
+    let cert = Arc::new(Identities::from_patterns(["a.test".parse().unwrap()]));
+    let mut b = VirtualHosts::builder(Scheme::Https);
+    b.add(VirtualHost::new("first", cert.clone()).pattern("a.test".parse().unwrap()));
+    b.add(VirtualHost::new("second", cert).pattern("A.test".parse().unwrap()));
+    let err = b.build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "a.test is served by two virtual hosts: \"first\" and \"second\""
+    );
+}
