@@ -1,0 +1,498 @@
+//! The TOML configuration: parsed strictly (unknown keys are errors naming key and line),
+//! checked as a whole, with paths resolved against the configuration file's directory.
+//!
+//! Every key is documented in the workspace's `docs/server.md`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use misdirect_authority::HostName;
+use misdirect_certmatch::DnsPattern;
+use serde::Deserialize;
+
+use crate::error::{Error, ErrorKind};
+
+/// A checked server configuration: listeners, virtual hosts and limits.
+///
+/// Build it from a file with [`Config::from_file`], from text with [`Config::from_toml`],
+/// or take the embedded development set-up from [`crate::embedded`]. Certificates and keys
+/// are read when the server starts ([`crate::Server::bind`]), not here.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) source: PathBuf,
+    pub(crate) listeners: Vec<Listener>,
+    pub(crate) vhosts: Vec<Vhost>,
+    pub(crate) limits: Limits,
+}
+
+/// One `[[listener]]`.
+#[derive(Debug, Clone)]
+pub(crate) struct Listener {
+    pub(crate) addr: SocketAddr,
+    pub(crate) public_ports: Option<Vec<u16>>,
+    pub(crate) policy: PolicyLevel,
+    pub(crate) warn_only: bool,
+    pub(crate) unknown_host: UnknownHostMode,
+    /// Index into [`Config::vhosts`].
+    pub(crate) default_vhost: usize,
+    pub(crate) reason_in_body: bool,
+}
+
+/// One `[[vhost]]`.
+#[derive(Debug, Clone)]
+pub(crate) struct Vhost {
+    pub(crate) name: String,
+    /// The name and aliases, normalised.
+    pub(crate) patterns: Vec<DnsPattern>,
+    pub(crate) cert: CertSource,
+    pub(crate) client_auth: Option<ClientAuth>,
+    pub(crate) min_tls: TlsMin,
+    pub(crate) policy: Option<PolicyLevel>,
+    pub(crate) alpn: Vec<Alpn>,
+    pub(crate) respond: Respond,
+}
+
+/// Where PEM data comes from: a file, or memory (the embedded default).
+#[derive(Debug, Clone)]
+pub(crate) enum Material {
+    File(PathBuf),
+    Inline { label: String, pem: Vec<u8> },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum CertSource {
+    Pem { cert: Material, key: Material },
+    SelfSigned,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ClientAuth {
+    pub(crate) ca: Material,
+    pub(crate) required: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Respond {
+    Body(String),
+    Dir(PathBuf),
+}
+
+/// `policy`: how strictly a connection must match a request's virtual host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum PolicyLevel {
+    Strict,
+    Secure,
+    CertOnly,
+}
+
+/// `unknown_host`: what a request for a host no virtual host serves gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum UnknownHostMode {
+    Misdirected,
+    NotFound,
+    Default,
+}
+
+/// `min_tls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub(crate) enum TlsMin {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+/// `alpn`: the application protocols a virtual host offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub(crate) enum Alpn {
+    #[serde(rename = "h2")]
+    H2,
+    #[serde(rename = "http/1.1")]
+    Http11,
+}
+
+impl Alpn {
+    pub(crate) fn wire(self) -> &'static [u8] {
+        match self {
+            Self::H2 => b"h2",
+            Self::Http11 => b"http/1.1",
+        }
+    }
+}
+
+/// `[limits]`, with their defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Limits {
+    pub(crate) tls_handshake_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_concurrent_streams: u32,
+    pub(crate) shutdown_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            tls_handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
+            max_header_bytes: 64 * 1024,
+            max_concurrent_streams: 128,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// hyper refuses header buffers smaller than this.
+const MIN_HEADER_BYTES: usize = 8192;
+
+impl Config {
+    /// Reads and checks a configuration file. Relative paths inside it are relative to the
+    /// file's directory.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            Error::new(ErrorKind::Io, format!("cannot read the configuration: {err}")).in_file(path)
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, path, base)
+    }
+
+    /// Checks configuration text. `source` names it in errors; relative paths are resolved
+    /// against `base`.
+    pub fn from_toml(text: &str, source: &Path, base: &Path) -> Result<Self, Error> {
+        let raw: RawConfig = toml::from_str(text).map_err(|err| {
+            Error::new(ErrorKind::Syntax, err.to_string().trim_end().to_string()).in_file(source)
+        })?;
+        raw.check(source, base).map_err(|err| err.in_file(source))
+    }
+
+    /// The file (or label) this configuration came from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// Overrides the listen address of every listener: `bind` the IP, `port` the port.
+    /// A listener whose `public_ports` were not set follows the new port.
+    pub fn override_addr(&mut self, bind: Option<std::net::IpAddr>, port: Option<u16>) {
+        for listener in &mut self.listeners {
+            if let Some(ip) = bind {
+                listener.addr.set_ip(ip);
+            }
+            if let Some(port) = port {
+                listener.addr.set_port(port);
+            }
+        }
+    }
+
+    pub(crate) fn new_checked(
+        source: PathBuf,
+        listeners: Vec<Listener>,
+        vhosts: Vec<Vhost>,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            source,
+            listeners,
+            vhosts,
+            limits,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The file's shape. Every table denies unknown keys, so a typo is an error with its line.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    listener: Vec<RawListener>,
+    #[serde(default)]
+    vhost: Vec<RawVhost>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    addr: String,
+    public_ports: Option<Vec<u16>>,
+    policy: Option<PolicyLevel>,
+    warn_only: Option<bool>,
+    unknown_host: Option<UnknownHostMode>,
+    default_vhost: Option<String>,
+    reason_in_body: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVhost {
+    name: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    #[serde(default)]
+    self_signed: bool,
+    client_auth: Option<RawClientAuth>,
+    min_tls: Option<TlsMin>,
+    policy: Option<PolicyLevel>,
+    alpn: Option<Vec<Alpn>>,
+    respond: Option<RawRespond>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClientAuth {
+    ca: PathBuf,
+    #[serde(default = "yes")]
+    required: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRespond {
+    body: Option<String>,
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    tls_handshake_timeout_secs: Option<f64>,
+    header_read_timeout_secs: Option<f64>,
+    max_header_bytes: Option<usize>,
+    max_concurrent_streams: Option<u32>,
+    shutdown_timeout_secs: Option<f64>,
+}
+
+/// A name or alias from configuration: Unicode labels become A-labels (UTS 46, through
+/// `HostName::from_config`), a wildcard keeps its `*.`, one trailing dot is dropped.
+fn config_pattern(spelled: &str) -> Result<DnsPattern, String> {
+    if spelled.is_ascii() {
+        return DnsPattern::parse_config(spelled).map_err(|err| err.to_string());
+    }
+    let (prefix, rest) = match spelled.strip_prefix("*.") {
+        Some(rest) => ("*.", rest),
+        None => ("", spelled),
+    };
+    let name = HostName::from_config(rest).map_err(|err| err.to_string())?;
+    DnsPattern::parse_config(&format!("{prefix}{name}")).map_err(|err| err.to_string())
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Invalid, message)
+}
+
+impl RawConfig {
+    fn check(self, source: &Path, base: &Path) -> Result<Config, Error> {
+        if self.vhost.is_empty() {
+            return Err(invalid("no [[vhost]]: at least one virtual host is needed"));
+        }
+        let mut vhosts = Vec::with_capacity(self.vhost.len());
+        // Normalised name -> the vhost that first claimed it.
+        let mut owners: HashMap<String, String> = HashMap::new();
+        for raw in self.vhost {
+            let vhost = raw.check(base)?;
+            for pattern in &vhost.patterns {
+                if let Some(first) = owners.insert(pattern.as_str().to_string(), vhost.name.clone())
+                {
+                    return Err(invalid(format!(
+                        "name \"{pattern}\" is in two virtual hosts: \"{first}\" and \"{}\"",
+                        vhost.name
+                    )));
+                }
+            }
+            vhosts.push(vhost);
+        }
+        let mut listeners = Vec::with_capacity(self.listener.len().max(1));
+        let raw_listeners = if self.listener.is_empty() {
+            vec![RawListener {
+                addr: "127.0.0.1:8443".to_string(),
+                public_ports: None,
+                policy: None,
+                warn_only: None,
+                unknown_host: None,
+                default_vhost: None,
+                reason_in_body: None,
+            }]
+        } else {
+            self.listener
+        };
+        for raw in raw_listeners {
+            listeners.push(raw.check(&vhosts)?);
+        }
+        Ok(Config {
+            source: source.to_path_buf(),
+            listeners,
+            vhosts,
+            limits: self.limits.check()?,
+        })
+    }
+}
+
+impl RawListener {
+    fn check(self, vhosts: &[Vhost]) -> Result<Listener, Error> {
+        let addr: SocketAddr = self.addr.parse().map_err(|_| {
+            invalid(format!(
+                "listener addr \"{}\" is not an IP address and port such as \"127.0.0.1:8443\"",
+                self.addr
+            ))
+        })?;
+        if let Some(ports) = &self.public_ports {
+            if ports.is_empty() {
+                return Err(invalid(format!(
+                    "listener {addr}: public_ports is empty; leave it out to use the listen port"
+                )));
+            }
+            if ports.contains(&0) {
+                return Err(invalid(format!("listener {addr}: public_ports contains 0")));
+            }
+        }
+        let default_vhost = match &self.default_vhost {
+            None => 0,
+            Some(name) => vhosts.iter().position(|v| v.name == *name).ok_or_else(|| {
+                invalid(format!(
+                    "listener {addr}: default_vhost \"{name}\" is not the name of any [[vhost]]"
+                ))
+            })?,
+        };
+        Ok(Listener {
+            addr,
+            public_ports: self.public_ports,
+            policy: self.policy.unwrap_or(PolicyLevel::Secure),
+            warn_only: self.warn_only.unwrap_or(false),
+            unknown_host: self.unknown_host.unwrap_or(UnknownHostMode::Misdirected),
+            default_vhost,
+            reason_in_body: self.reason_in_body.unwrap_or(true),
+        })
+    }
+}
+
+impl RawVhost {
+    fn check(self, base: &Path) -> Result<Vhost, Error> {
+        let name = self.name;
+        let context = |message: String| invalid(format!("vhost \"{name}\": {message}"));
+        let mut patterns = Vec::with_capacity(1 + self.aliases.len());
+        for spelled in std::iter::once(&name).chain(&self.aliases) {
+            let pattern = config_pattern(spelled)
+                .map_err(|err| context(format!("\"{spelled}\" is not a host name: {err}")))?;
+            if patterns.contains(&pattern) {
+                return Err(context(format!("\"{spelled}\" is listed twice")));
+            }
+            patterns.push(pattern);
+        }
+        let cert = match (self.cert, self.key, self.self_signed) {
+            (Some(cert), Some(key), false) => CertSource::Pem {
+                cert: Material::File(base.join(cert)),
+                key: Material::File(base.join(key)),
+            },
+            (None, None, true) => CertSource::SelfSigned,
+            (Some(_), Some(_), true) => {
+                return Err(context("set either cert and key, or self_signed, not both".into()));
+            }
+            (Some(_), None, _) => return Err(context("cert is set but key is missing".into())),
+            (None, Some(_), _) => return Err(context("key is set but cert is missing".into())),
+            (None, None, false) => {
+                return Err(context(
+                    "no certificate: set cert and key, or self_signed = true".into(),
+                ));
+            }
+        };
+        let respond = match self.respond {
+            None => Respond::Body(format!("vhost {name}\n")),
+            Some(RawRespond {
+                body: Some(body),
+                dir: None,
+            }) => Respond::Body(body),
+            Some(RawRespond {
+                body: None,
+                dir: Some(dir),
+            }) => {
+                let dir = base.join(dir);
+                if !dir.is_dir() {
+                    return Err(context(format!(
+                        "respond.dir \"{}\" is not a directory",
+                        dir.display()
+                    )));
+                }
+                Respond::Dir(dir)
+            }
+            Some(_) => {
+                return Err(context(
+                    "respond needs exactly one of body or dir".to_string(),
+                ));
+            }
+        };
+        let alpn = self.alpn.unwrap_or_else(|| vec![Alpn::H2, Alpn::Http11]);
+        if alpn.is_empty() {
+            return Err(context("alpn is empty".into()));
+        }
+        Ok(Vhost {
+            patterns,
+            cert,
+            client_auth: self.client_auth.map(|auth| ClientAuth {
+                ca: Material::File(base.join(auth.ca)),
+                required: auth.required,
+            }),
+            min_tls: self.min_tls.unwrap_or(TlsMin::Tls12),
+            policy: self.policy,
+            alpn,
+            respond,
+            name,
+        })
+    }
+}
+
+impl RawLimits {
+    fn check(self) -> Result<Limits, Error> {
+        let defaults = Limits::default();
+        let secs = |value: Option<f64>, key: &str, default: Duration| match value {
+            None => Ok(default),
+            Some(s) if s.is_finite() && s > 0.0 && s < 86_400.0 => Ok(Duration::from_secs_f64(s)),
+            Some(s) => Err(invalid(format!(
+                "limits.{key} = {s}: give seconds, more than 0 and less than a day"
+            ))),
+        };
+        let max_header_bytes = self.max_header_bytes.unwrap_or(defaults.max_header_bytes);
+        if max_header_bytes < MIN_HEADER_BYTES {
+            return Err(invalid(format!(
+                "limits.max_header_bytes = {max_header_bytes}: the minimum is {MIN_HEADER_BYTES}"
+            )));
+        }
+        let max_concurrent_streams = self
+            .max_concurrent_streams
+            .unwrap_or(defaults.max_concurrent_streams);
+        if max_concurrent_streams == 0 {
+            return Err(invalid("limits.max_concurrent_streams must be at least 1"));
+        }
+        Ok(Limits {
+            tls_handshake_timeout: secs(
+                self.tls_handshake_timeout_secs,
+                "tls_handshake_timeout_secs",
+                defaults.tls_handshake_timeout,
+            )?,
+            header_read_timeout: secs(
+                self.header_read_timeout_secs,
+                "header_read_timeout_secs",
+                defaults.header_read_timeout,
+            )?,
+            max_header_bytes,
+            max_concurrent_streams,
+            shutdown_timeout: secs(
+                self.shutdown_timeout_secs,
+                "shutdown_timeout_secs",
+                defaults.shutdown_timeout,
+            )?,
+        })
+    }
+}

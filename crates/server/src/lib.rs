@@ -1,0 +1,54 @@
+//! `misdirect-server`: a thin TLS server that answers `421 Misdirected Request` right, and
+//! the `misdirect` binary.
+//!
+//! It is the reference integration of the workspace's crates: tokio and rustls
+//! (`LazyConfigAcceptor`: the ClientHello is read first, the virtual host picked by SNI with
+//! `misdirect-certmatch`'s index, then that virtual host's own rustls configuration — its
+//! certificate, client-certificate verifier, minimum TLS version and session cache), hyper for
+//! HTTP/1.1 and h2 for HTTP/2, chosen by ALPN. Each request's target comes from
+//! `misdirect-authority`, the serve/421/400 decision from `misdirect-coalesce`, and every
+//! refusal is rendered by `misdirect-response`. This crate decides nothing itself: it holds
+//! configuration, TLS set-up, the accept loop and the per-connection context.
+//!
+//! # What it does
+//! - [`Config`]: the TOML configuration (listeners, virtual hosts, limits), strict about
+//!   unknown keys; see the workspace's `docs/server.md` for every key.
+//! - [`Server`]: binds, serves, and shuts down gracefully (GOAWAY on HTTP/2, in-flight
+//!   requests finish within a timeout).
+//! - [`embedded`]: the development set-up `misdirect serve` runs without a configuration
+//!   file — an in-memory CA, certificates and virtual hosts under `localhost`, with curl
+//!   commands that show coalescing and each kind of 421.
+//!
+//! # What it does not do
+//! No proxying, no plain-HTTP listener, no HTTP/3, no ORIGIN frames (the `h2` crate cannot
+//! send them), no certificate reloading.
+//!
+//! # Example
+//! ```no_run
+//! # async fn example() -> Result<(), misdirect_server::Error> {
+//! use misdirect_server::{Config, Server};
+//!
+//! let config = Config::from_file("misdirect.toml")?;
+//! let server = Server::bind(config).await?;
+//! server.run(async { tokio::signal::ctrl_c().await.ok(); }).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Features
+//! None: the crate has no optional parts.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(clippy::exhaustive_enums, clippy::exhaustive_structs)]
+
+mod config;
+pub mod embedded;
+mod error;
+mod http;
+mod policy;
+mod server;
+mod site;
+
+pub use config::Config;
+pub use error::{Error, ErrorKind};
+pub use server::Server;

@@ -1,0 +1,250 @@
+//! Loading a [`Config`]'s certificates, keys and CA bundles into per-virtual-host rustls
+//! configurations and the SNI index. Everything that can fail at start-up fails here, before
+//! any socket is bound.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use misdirect_authority::Host;
+use misdirect_certmatch::{HostIndex, Identities, Pattern};
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::{CertSource, Config, Material, TlsMin, Vhost};
+use crate::error::{Error, ErrorKind};
+
+/// The loaded virtual hosts and the index that picks one by SNI.
+#[derive(Debug)]
+pub(crate) struct Site {
+    pub(crate) vhosts: Vec<LoadedVhost>,
+    /// Every name and alias (wildcards included) → index into `vhosts`.
+    pub(crate) index: HostIndex<usize>,
+}
+
+/// One virtual host, ready to serve.
+#[derive(Debug)]
+pub(crate) struct LoadedVhost {
+    pub(crate) config: Vhost,
+    /// Its own rustls configuration: certificate, client verifier, versions, ALPN and
+    /// session cache (never shared, so no session crosses virtual hosts).
+    pub(crate) tls: Arc<ServerConfig>,
+    /// What its end-entity certificate covers.
+    pub(crate) identities: Identities,
+    /// Which trust-anchor set verifies its client certificates: virtual hosts whose CA
+    /// bundles are byte-for-byte equal share a number.
+    pub(crate) anchors: Option<u32>,
+}
+
+/// Sessions each virtual host's cache keeps for resumption.
+const SESSION_CACHE_SIZE: usize = 1024;
+
+impl Site {
+    pub(crate) fn load(config: &Config) -> Result<Self, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut bundles: Vec<Vec<u8>> = Vec::new();
+        let mut vhosts = Vec::with_capacity(config.vhosts.len());
+        for vhost in &config.vhosts {
+            let loaded = load_vhost(vhost, &provider, &mut bundles)
+                .map_err(|err| err.in_file(&config.source))?;
+            vhosts.push(loaded);
+        }
+        let mut pairs = Vec::new();
+        for (position, vhost) in vhosts.iter().enumerate() {
+            for pattern in &vhost.config.patterns {
+                pairs.push((Pattern::Dns(pattern.clone()), position));
+            }
+        }
+        let index = HostIndex::build(pairs).map_err(|err| {
+            Error::new(
+                ErrorKind::Invalid,
+                format!("the virtual-host names do not form an index: {err}"),
+            )
+            .in_file(&config.source)
+        })?;
+        Ok(Self { vhosts, index })
+    }
+
+    /// The virtual host whose certificate a client sending `sni` gets: the one serving the
+    /// name (exact, else the wildcard for its parent), else `default`.
+    pub(crate) fn select(&self, sni: Option<&Host>, default: usize) -> usize {
+        sni.and_then(|host| self.index.lookup(host).copied())
+            .unwrap_or(default)
+    }
+}
+
+fn load_vhost(
+    vhost: &Vhost,
+    provider: &Arc<CryptoProvider>,
+    bundles: &mut Vec<Vec<u8>>,
+) -> Result<LoadedVhost, Error> {
+    let name = &vhost.name;
+    let cert_error = |message: String| {
+        Error::new(ErrorKind::Certificate, format!("vhost \"{name}\": {message}"))
+    };
+    let (chain, key) = match &vhost.cert {
+        CertSource::Pem { cert, key } => {
+            let cert_pem = read(cert, name)?;
+            let chain = CertificateDer::pem_slice_iter(&cert_pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| {
+                    cert_error(format!("cert {}: not a PEM certificate: {err}", cert.label()))
+                })?;
+            if chain.is_empty() {
+                return Err(cert_error(format!(
+                    "cert {}: no certificate in the file",
+                    cert.label()
+                )));
+            }
+            let key_pem = read(key, name)?;
+            let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|err| {
+                cert_error(format!("key {}: not a PEM private key: {err}", key.label()))
+            })?;
+            (chain, key_der)
+        }
+        CertSource::SelfSigned => {
+            let names: Vec<String> = vhost.patterns.iter().map(|p| p.to_string()).collect();
+            let generated = rcgen::generate_simple_self_signed(names)
+                .map_err(|err| cert_error(format!("self_signed: {err}")))?;
+            let key = PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+            (vec![generated.cert.der().clone()], key)
+        }
+    };
+    let identities = Identities::from_der(&chain[0]).map_err(|err| {
+        cert_error(format!(
+            "cert {}: the certificate does not parse: {err}",
+            vhost.cert.label()
+        ))
+    })?;
+    for pattern in &vhost.patterns {
+        let probe = pattern.as_str().replace('*', "x");
+        if let Ok(host) = probe.parse::<Host>()
+            && !identities.covers(&host)
+        {
+            tracing::warn!(
+                vhost = %name,
+                name = %pattern,
+                "the virtual host's certificate does not cover one of its names; \
+                 requests for it will get 421"
+            );
+        }
+    }
+
+    let versions: &[&SupportedProtocolVersion] = match vhost.min_tls {
+        TlsMin::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsMin::Tls13 => &[&rustls::version::TLS13],
+    };
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|err| cert_error(format!("TLS versions: {err}")))?;
+    let mut anchors = None;
+    let builder = match &vhost.client_auth {
+        None => builder.with_no_client_auth(),
+        Some(auth) => {
+            let pem = read(&auth.ca, name)?;
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|err| {
+                    cert_error(format!(
+                        "client_auth.ca {}: not a PEM certificate: {err}",
+                        auth.ca.label()
+                    ))
+                })?;
+                roots.add(cert).map_err(|err| {
+                    cert_error(format!(
+                        "client_auth.ca {}: not a usable trust anchor: {err}",
+                        auth.ca.label()
+                    ))
+                })?;
+            }
+            if roots.is_empty() {
+                return Err(cert_error(format!(
+                    "client_auth.ca {}: no certificate in the file",
+                    auth.ca.label()
+                )));
+            }
+            let position = match bundles.iter().position(|b| *b == pem) {
+                Some(position) => position,
+                None => {
+                    bundles.push(pem);
+                    bundles.len() - 1
+                }
+            };
+            anchors = Some(u32::try_from(position).unwrap_or(u32::MAX));
+            let mut verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            if !auth.required {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier = verifier.build().map_err(|err| {
+                cert_error(format!("client_auth.ca {}: {err}", auth.ca.label()))
+            })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut tls = builder.with_single_cert(chain, key).map_err(|err| match err {
+        rustls::Error::InconsistentKeys(_) => cert_error(format!(
+            "key {} does not match the certificate {}",
+            vhost.key_label(),
+            vhost.cert.label()
+        )),
+        other => cert_error(format!(
+            "key {}: cannot be used with the certificate: {other}",
+            vhost.key_label()
+        )),
+    })?;
+    tls.alpn_protocols = vhost.alpn.iter().map(|a| a.wire().to_vec()).collect();
+    tls.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
+    tls.ignore_client_order = false;
+    Ok(LoadedVhost {
+        config: vhost.clone(),
+        tls: Arc::new(tls),
+        identities,
+        anchors,
+    })
+}
+
+fn read(material: &Material, vhost: &str) -> Result<Vec<u8>, Error> {
+    match material {
+        Material::File(path) => std::fs::read(path).map_err(|err| {
+            Error::new(
+                ErrorKind::Io,
+                format!("vhost \"{vhost}\": cannot read {}: {err}", display(path)),
+            )
+        }),
+        Material::Inline { pem, .. } => Ok(pem.clone()),
+    }
+}
+
+fn display(path: &Path) -> String {
+    format!("\"{}\"", path.display())
+}
+
+impl Material {
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Self::File(path) => display(path),
+            Self::Inline { label, .. } => label.clone(),
+        }
+    }
+}
+
+impl CertSource {
+    fn label(&self) -> String {
+        match self {
+            Self::Pem { cert, .. } => cert.label(),
+            Self::SelfSigned => "(self-signed)".to_string(),
+        }
+    }
+}
+
+impl Vhost {
+    fn key_label(&self) -> String {
+        match &self.cert {
+            CertSource::Pem { key, .. } => key.label(),
+            CertSource::SelfSigned => "(self-signed)".to_string(),
+        }
+    }
+}
