@@ -75,3 +75,8 @@ pub use vhost::{
     Alpn, ClientAuth, ConfigError, Policy, TlsVersion, TrustAnchorsId, UnknownHost, VhostId,
     VirtualHost, VirtualHosts, VirtualHostsBuilder,
 };
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
