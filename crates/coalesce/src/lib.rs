@@ -59,6 +59,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::exhaustive_enums, clippy::exhaustive_structs)]
 
+mod audit;
 mod client;
 mod decide;
 #[cfg(feature = "tower")]
@@ -66,6 +67,7 @@ mod layer;
 mod reason;
 mod vhost;
 
+pub use audit::{Audit, AuditFinding, FindingKind, Severity};
 pub use client::{NoReuse, PooledConnection, RetryAdvice, ReuseDecision, ReuseMode, ReusePolicy};
 pub use decide::{ClientCert, ConnectionContext, Decision, decide, decide_request};
 #[cfg(feature = "tower")]
