@@ -155,7 +155,11 @@ impl Config {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|err| {
-            Error::new(ErrorKind::Io, format!("cannot read the configuration: {err}")).in_file(path)
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot read the configuration: {err}"),
+            )
+            .in_file(path)
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::from_toml(&text, path, base)
@@ -398,7 +402,9 @@ impl RawVhost {
             },
             (None, None, true) => CertSource::SelfSigned,
             (Some(_), Some(_), true) => {
-                return Err(context("set either cert and key, or self_signed, not both".into()));
+                return Err(context(
+                    "set either cert and key, or self_signed, not both".into(),
+                ));
             }
             (Some(_), None, _) => return Err(context("cert is set but key is missing".into())),
             (None, Some(_), _) => return Err(context("key is set but cert is missing".into())),

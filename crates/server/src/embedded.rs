@@ -26,8 +26,8 @@ use rcgen::{
 };
 
 use crate::config::{
-    Alpn, CertSource, ClientAuth, Config, Limits, Listener, Material, PolicyLevel, Respond,
-    TlsMin, UnknownHostMode, Vhost,
+    Alpn, CertSource, ClientAuth, Config, Limits, Listener, Material, PolicyLevel, Respond, TlsMin,
+    UnknownHostMode, Vhost,
 };
 use crate::error::{Error, ErrorKind};
 
@@ -116,11 +116,14 @@ impl Embedded {
     /// a listener on `addr`.
     pub fn generate(dir: &Path, addr: SocketAddr) -> Result<Self, Error> {
         let fail = |what: &str, err: rcgen::Error| {
-            Error::new(ErrorKind::Certificate, format!("embedded set-up: {what}: {err}"))
+            Error::new(
+                ErrorKind::Certificate,
+                format!("embedded set-up: {what}: {err}"),
+            )
         };
         let ca_key = KeyPair::generate().map_err(|e| fail("CA key", e))?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())
-            .map_err(|e| fail("CA parameters", e))?;
+        let mut ca_params =
+            CertificateParams::new(Vec::<String>::new()).map_err(|e| fail("CA parameters", e))?;
         ca_params
             .distinguished_name
             .push(DnType::CommonName, "misdirect development CA");

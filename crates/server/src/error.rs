@@ -32,6 +32,14 @@ pub enum ErrorKind {
     Bind,
     /// The virtual-host table could not be built.
     Policy,
+    /// `misdirect probe`: the target could not be resolved or connected to.
+    Connect,
+    /// `misdirect probe`: the TLS handshake failed.
+    Tls,
+    /// `misdirect probe`: the server did not answer in time.
+    Timeout,
+    /// `misdirect probe`: the server broke the HTTP protocol or closed the connection.
+    Protocol,
 }
 
 impl Error {

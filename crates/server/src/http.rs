@@ -145,8 +145,8 @@ pub(crate) async fn answer(shared: &Shared, conn: &Conn, parts: &Parts) -> Respo
             reason = reason.code(),
             sni = conn.sni.as_deref().unwrap_or("-"),
             authority = %authority_for_log(parts, target.as_ref().ok()),
-            presented = table.name(table.ids[conn.presented]),
-            target = target_vhost.map_or("-", |id| table.name(id)),
+            presented_vhost = table.name(table.ids[conn.presented]),
+            target_vhost = target_vhost.map_or("-", |id| table.name(id)),
             peer = %conn.peer,
             method = %parts.method,
             version = ?parts.version,
@@ -156,7 +156,10 @@ pub(crate) async fn answer(shared: &Shared, conn: &Conn, parts: &Parts) -> Respo
     match decision {
         Decision::Serve { vhost, warning } => {
             if let Some(reason) = warning {
-                log(reason, "served because warn_only is on; would have been refused");
+                log(
+                    reason,
+                    "served because warn_only is on; would have been refused",
+                );
             }
             // The table was built in site order, so a table id is the site index.
             let site_vhost = &shared.site.vhosts[vhost.index()];
@@ -181,7 +184,11 @@ pub(crate) async fn answer(shared: &Shared, conn: &Conn, parts: &Parts) -> Respo
     }
 }
 
-fn refuse(listener: &crate::server::ListenerState, reason: Reason, parts: &Parts) -> Response<Bytes> {
+fn refuse(
+    listener: &crate::server::ListenerState,
+    reason: Reason,
+    parts: &Parts,
+) -> Response<Bytes> {
     let options = listener.render.for_request(&parts.method, parts.version);
     render(reason.status(), &reason, &parts.headers, &options)
 }
@@ -248,7 +255,11 @@ fn with_body(
 /// path (after symbolic links) leaves `root`.
 async fn serve_file(root: &Path, parts: &Parts) -> Response<Bytes> {
     if parts.method != Method::GET && parts.method != Method::HEAD {
-        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n", parts);
+        let mut response = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n",
+            parts,
+        );
         response
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));

@@ -10,7 +10,11 @@ use misdirect_server::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(name = "misdirect", version, about = "HTTP 421 Misdirected Request, done right")]
+#[command(
+    name = "misdirect",
+    version,
+    about = "HTTP 421 Misdirected Request, done right"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -30,10 +30,11 @@ impl Table {
         let mut ids = Vec::with_capacity(site.vhosts.len());
         for loaded in &site.vhosts {
             let vhost = &loaded.config;
-            let mut entry = VirtualHost::new(vhost.name.clone(), Arc::new(loaded.identities.clone()))
-                .patterns_from(vhost.patterns.iter().cloned().map(Pattern::Dns))
-                .min_tls(tls_version(vhost.min_tls))
-                .alpn(vhost.alpn.iter().map(|a| alpn(*a)));
+            let mut entry =
+                VirtualHost::new(vhost.name.clone(), Arc::new(loaded.identities.clone()))
+                    .patterns_from(vhost.patterns.iter().cloned().map(Pattern::Dns))
+                    .min_tls(tls_version(vhost.min_tls))
+                    .alpn(vhost.alpn.iter().map(|a| alpn(*a)));
             if let (Some(auth), Some(anchors)) = (&vhost.client_auth, loaded.anchors) {
                 let anchors = TrustAnchorsId::new(anchors);
                 entry = entry.client_auth(match auth.required {

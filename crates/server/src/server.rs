@@ -84,7 +84,10 @@ impl Server {
                 .in_file(&config.source)
             })?;
             let local = socket.local_addr().map_err(|err| {
-                Error::new(ErrorKind::Bind, format!("listener {}: {err}", listener.addr))
+                Error::new(
+                    ErrorKind::Bind,
+                    format!("listener {}: {err}", listener.addr),
+                )
             })?;
             let ports = listener
                 .public_ports
@@ -155,11 +158,9 @@ impl Server {
                 tracing::warn!("shutdown timeout reached; closing the remaining connections");
                 let _ = kill_tx.send(true);
                 // Give the tasks a moment to drop their sockets.
-                let _ = tokio::time::timeout(
-                    std::time::Duration::from_millis(200),
-                    alive_rx.recv(),
-                )
-                .await;
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_millis(200), alive_rx.recv())
+                        .await;
             }
         }
     }

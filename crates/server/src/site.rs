@@ -82,7 +82,10 @@ fn load_vhost(
 ) -> Result<LoadedVhost, Error> {
     let name = &vhost.name;
     let cert_error = |message: String| {
-        Error::new(ErrorKind::Certificate, format!("vhost \"{name}\": {message}"))
+        Error::new(
+            ErrorKind::Certificate,
+            format!("vhost \"{name}\": {message}"),
+        )
     };
     let (chain, key) = match &vhost.cert {
         CertSource::Pem { cert, key } => {
@@ -90,7 +93,10 @@ fn load_vhost(
             let chain = CertificateDer::pem_slice_iter(&cert_pem)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|err| {
-                    cert_error(format!("cert {}: not a PEM certificate: {err}", cert.label()))
+                    cert_error(format!(
+                        "cert {}: not a PEM certificate: {err}",
+                        cert.label()
+                    ))
                 })?;
             if chain.is_empty() {
                 return Err(cert_error(format!(
@@ -178,23 +184,25 @@ fn load_vhost(
             if !auth.required {
                 verifier = verifier.allow_unauthenticated();
             }
-            let verifier = verifier.build().map_err(|err| {
-                cert_error(format!("client_auth.ca {}: {err}", auth.ca.label()))
-            })?;
+            let verifier = verifier
+                .build()
+                .map_err(|err| cert_error(format!("client_auth.ca {}: {err}", auth.ca.label())))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut tls = builder.with_single_cert(chain, key).map_err(|err| match err {
-        rustls::Error::InconsistentKeys(_) => cert_error(format!(
-            "key {} does not match the certificate {}",
-            vhost.key_label(),
-            vhost.cert.label()
-        )),
-        other => cert_error(format!(
-            "key {}: cannot be used with the certificate: {other}",
-            vhost.key_label()
-        )),
-    })?;
+    let mut tls = builder
+        .with_single_cert(chain, key)
+        .map_err(|err| match err {
+            rustls::Error::InconsistentKeys(_) => cert_error(format!(
+                "key {} does not match the certificate {}",
+                vhost.key_label(),
+                vhost.cert.label()
+            )),
+            other => cert_error(format!(
+                "key {}: cannot be used with the certificate: {other}",
+                vhost.key_label()
+            )),
+        })?;
     tls.alpn_protocols = vhost.alpn.iter().map(|a| a.wire().to_vec()).collect();
     tls.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
     tls.ignore_client_order = false;

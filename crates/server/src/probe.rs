@@ -1,0 +1,841 @@
+//! `misdirect probe`: find a live server's coalescing hazards from the outside.
+//!
+//! One TLS connection is made, as a browser would make it for the URL's host (or the SNI
+//! given). The probe reads the certificate the server presents and, over HTTP/2, any ORIGIN
+//! frame (RFC 8336) — then sends, on that same connection, one request for each name the
+//! certificate covers (a wildcard is tried with a probe label), as a coalescing browser
+//! would (RFC 9113 §9.1.1). Each answer gets a [`Verdict`]. A name served on the shared
+//! connection is then checked on a fresh connection made for it: if that connection is
+//! asked for a client certificate the probe did not have, the shared connection bypassed it.
+//!
+//! The probe only sends `GET` or `HEAD` for `/` (or the URL's path), at most two requests
+//! per name, each with a timeout, and only to the one address given or resolved.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use misdirect_authority::{Authority, Host, HostName};
+use misdirect_certmatch::{Identities, Pattern};
+use misdirect_response::{ORIGIN_FRAME_TYPE, OriginFrame};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::error::{Error, ErrorKind};
+
+/// The label a wildcard name is tried with: `*.example.com` → `misdirect-probe.example.com`.
+pub const PROBE_LABEL: &str = "misdirect-probe";
+
+/// What the probe should do.
+#[derive(Clone, Debug)]
+pub struct ProbeOptions {
+    /// The `https://host[:port][/path]` URL to probe.
+    pub url: String,
+    /// The SNI to send: `None` uses the URL's host.
+    pub sni: Option<String>,
+    /// Send no SNI at all.
+    pub no_sni: bool,
+    /// Connect to this address instead of resolving the URL's host.
+    pub resolve: Option<SocketAddr>,
+    /// Trust anchors (PEM) to verify the server's certificate with. Without them the
+    /// certificate is read but reported as not verified.
+    pub cacert: Option<PathBuf>,
+    /// A client certificate chain and key (PEM) to present.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// More names to try on the connection.
+    pub names: Vec<String>,
+    /// The timeout for connecting and for each request.
+    pub timeout: Duration,
+    /// Send `HEAD` instead of `GET`.
+    pub head: bool,
+}
+
+impl ProbeOptions {
+    /// Options for probing `url` with defaults: the URL's host as SNI, a 5-second timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            sni: None,
+            no_sni: false,
+            resolve: None,
+            cacert: None,
+            client_cert: None,
+            names: Vec::new(),
+            timeout: Duration::from_secs(5),
+            head: false,
+        }
+    }
+}
+
+/// What the probe learnt about one name.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Verdict {
+    /// Served on the shared connection, and the certificate covers it: coalescing works.
+    Served,
+    /// The connection's own name (its SNI), served.
+    ServedOwn,
+    /// 421 on the shared connection: coalescing browsers pay a retry for this name.
+    Misdirected,
+    /// 421 for the very name the connection was made for: no client can reach it.
+    MisdirectedOwn,
+    /// Served on the shared connection although a fresh connection for the name demands a
+    /// client certificate: the shared connection bypassed client authentication.
+    Bypass,
+    /// Served although the certificate does not cover the name (RFC 9110 §7.4: an origin
+    /// server must reject it).
+    ServedUncovered,
+    /// Refused for a name the certificate does not cover: correct.
+    RefusedUncovered,
+    /// The request failed (the connection closed, a timeout, a protocol error).
+    Failed,
+}
+
+impl Verdict {
+    /// A stable code for JSON output.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::Served => "served",
+            Self::ServedOwn => "served-own",
+            Self::Misdirected => "misdirected",
+            Self::MisdirectedOwn => "misdirected-own",
+            Self::Bypass => "bypass",
+            Self::ServedUncovered => "served-uncovered",
+            Self::RefusedUncovered => "refused-uncovered",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// How bad it is: 0 fine, 1 a hazard (extra round trips), 2 a violation.
+    pub const fn severity(self) -> u8 {
+        match self {
+            Self::Served | Self::ServedOwn | Self::RefusedUncovered => 0,
+            Self::Misdirected | Self::Failed => 1,
+            Self::MisdirectedOwn | Self::Bypass | Self::ServedUncovered => 2,
+        }
+    }
+
+    /// One sentence for people.
+    pub const fn explanation(self) -> &'static str {
+        match self {
+            Self::Served => "served on the shared connection (coalescing works)",
+            Self::ServedOwn => "the connection's own name, served",
+            Self::Misdirected => {
+                "421 on the shared connection: coalescing browsers retry on a new connection"
+            }
+            Self::MisdirectedOwn => "421 for the connection's own name: nobody can reach it",
+            Self::Bypass => {
+                "BYPASS: served on the shared connection, but a fresh connection for it demands a client certificate"
+            }
+            Self::ServedUncovered => {
+                "served although the certificate does not cover it (RFC 9110 §7.4 violation)"
+            }
+            Self::RefusedUncovered => "not covered by the certificate, and refused: correct",
+            Self::Failed => "the request failed",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// The probe's result for one name.
+#[derive(Clone, Debug)]
+pub struct NameResult {
+    /// The name tried.
+    pub name: String,
+    /// Where the name came from: `certificate`, `origin-frame`, `sni` or `option`.
+    pub source: &'static str,
+    /// Whether the presented certificate covers it.
+    pub covered: bool,
+    /// The status of the request on the shared connection.
+    pub status: Option<u16>,
+    /// The `reason` the server gave for a 421, if its body said (misdirect servers do).
+    pub error: Option<String>,
+    /// On a fresh connection for the name: whether it asked for a client certificate and
+    /// the status or failure it ended with.
+    pub fresh: Option<FreshCheck>,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// A fresh connection made for one name, to see what it demands.
+#[derive(Clone, Debug)]
+pub struct FreshCheck {
+    /// The server sent a CertificateRequest.
+    pub client_cert_requested: bool,
+    /// The status the request got, if it got one.
+    pub status: Option<u16>,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+}
+
+/// The certificate the server presented.
+#[derive(Clone, Debug)]
+pub struct CertSummary {
+    /// Its subject.
+    pub subject: String,
+    /// The SHA-256 fingerprint of its DER, in hex.
+    pub sha256: String,
+    /// Its DNS and IP identities.
+    pub names: Vec<String>,
+    /// Whether it verified against `--cacert` for the connection's name: `None` when no
+    /// trust anchors were given.
+    pub verified: Option<bool>,
+}
+
+/// Everything the probe found.
+#[derive(Clone, Debug)]
+pub struct ProbeReport {
+    /// The address connected to.
+    pub address: SocketAddr,
+    /// The SNI sent, if any.
+    pub sni: Option<String>,
+    /// `h2` or `http/1.1`.
+    pub protocol: &'static str,
+    /// True when the server did not offer HTTP/2.
+    pub fell_back_to_http1: bool,
+    /// The presented certificate.
+    pub certificate: CertSummary,
+    /// The ORIGIN frame's entries, if the server sent one.
+    pub origin_frame: Option<Vec<String>>,
+    /// One result per name tried.
+    pub results: Vec<NameResult>,
+}
+
+impl ProbeReport {
+    /// 0 when everything is fine, 1 when there are hazards, 2 when there are violations.
+    pub fn worst(&self) -> u8 {
+        self.results.iter().map(|r| r.verdict.severity()).max().unwrap_or(0)
+    }
+}
+
+/// Probes a server. Errors are failures to probe at all (resolution, connection, TLS,
+/// timeout on the first connection); per-name failures are [`Verdict::Failed`] results.
+pub async fn probe(options: &ProbeOptions) -> Result<ProbeReport, Error> {
+    let target = Target::parse(&options.url)?;
+    let address = match options.resolve {
+        Some(address) => address,
+        None => resolve(&target, options.timeout).await?,
+    };
+    let sni = match (options.no_sni, &options.sni) {
+        (true, _) => None,
+        (false, Some(name)) => Some(name.clone()),
+        (false, None) => target.host.as_name().map(|n| n.as_str().to_owned()),
+    };
+    let tls = TlsSetup::new(options)?;
+    let first = connect(&tls, address, sni.as_deref(), options.timeout).await?;
+    let certificate = summarise(&first.peer_certificate, tls.verified(&first, sni.as_deref()));
+    let identities = Identities::from_der(&first.peer_certificate)
+        .map_err(|e| Error::new(ErrorKind::Tls, format!("cannot read the server's certificate: {e}")))?;
+
+    let mut names: Vec<(String, &'static str)> = Vec::new();
+    let mut add = |name: String, source: &'static str| {
+        if !names.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            names.push((name, source));
+        }
+    };
+    if let Some(sni) = &sni {
+        add(sni.clone(), "sni");
+    }
+    for pattern in identities.patterns() {
+        if let Some(name) = probe_name(&pattern) {
+            add(name, "certificate");
+        }
+    }
+    for name in &options.names {
+        add(name.clone(), "option");
+    }
+
+    let mut session = Session::start(first, options.timeout).await?;
+    let origin_frame = session.origin_frame();
+    if let Some(origins) = &origin_frame {
+        for origin in origins {
+            if let Some(host) = origin.strip_prefix("https://") {
+                let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+                add(host.to_owned(), "origin-frame");
+            }
+        }
+    }
+
+    let mut results = Vec::new();
+    for (name, source) in names {
+        let host = Host::parse(name.as_bytes()).ok();
+        let covered = host.as_ref().is_some_and(|h| identities.covers(h));
+        let authority = authority(&name, target.port);
+        let outcome = session.request(&authority, &target.path, options.head, &tls, address, sni.as_deref()).await;
+        let own = sni.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(&name));
+        let (status, error) = match &outcome {
+            Ok((status, reason)) => (Some(*status), reason.clone()),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let mut verdict = match (status, covered, own) {
+            (None, _, _) => Verdict::Failed,
+            (Some(421), _, true) => Verdict::MisdirectedOwn,
+            (Some(421), true, false) => Verdict::Misdirected,
+            (Some(421 | 400), false, _) => Verdict::RefusedUncovered,
+            (Some(_), false, _) => Verdict::ServedUncovered,
+            (Some(_), true, true) => Verdict::ServedOwn,
+            (Some(_), true, false) => Verdict::Served,
+        };
+        let mut fresh = None;
+        let served_shared = matches!(verdict, Verdict::Served | Verdict::ServedUncovered);
+        if served_shared && options.client_cert.is_none() && host.as_ref().is_some_and(|h| h.as_name().is_some()) {
+            let check = fresh_check(&tls, address, &name, &authority, &target.path, options).await;
+            if check.client_cert_requested && !matches!(check.status, Some(200..=399)) {
+                verdict = Verdict::Bypass;
+            }
+            fresh = Some(check);
+        }
+        results.push(NameResult { name, source, covered, status, error, fresh, verdict });
+    }
+    Ok(ProbeReport {
+        address,
+        sni,
+        protocol: session.protocol(),
+        fell_back_to_http1: session.protocol() != "h2",
+        certificate,
+        origin_frame,
+        results,
+    })
+}
+
+/// The name a pattern is tried as.
+fn probe_name(pattern: &Pattern) -> Option<String> {
+    match pattern {
+        Pattern::Dns(dns) if dns.is_wildcard() => Some(format!("{PROBE_LABEL}.{}", dns.base())),
+        Pattern::Dns(dns) => Some(dns.as_str().to_owned()),
+        Pattern::Ip(ip) => Some(Host::from(*ip).to_string()),
+        _ => None,
+    }
+}
+
+fn authority(name: &str, port: u16) -> String {
+    match port {
+        443 => name.to_owned(),
+        port => format!("{name}:{port}"),
+    }
+}
+
+/// The parsed URL.
+#[derive(Debug)]
+struct Target {
+    host: Host,
+    port: u16,
+    path: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self, Error> {
+        let bad = |why: &str| Error::new(ErrorKind::Invalid, format!("{url:?} is not an https URL: {why}"));
+        let rest = match url.get(..8) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("https://") => &url[8..],
+            _ => return Err(bad("it must start with https://")),
+        };
+        let (authority, path) = match rest.find(['/', '?', '#']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let authority = Authority::parse(authority.as_bytes()).map_err(|e| bad(&e.to_string()))?;
+        let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+        Ok(Self { port: authority.port_or(443), host: authority.into_parts().0, path })
+    }
+}
+
+async fn resolve(target: &Target, timeout: Duration) -> Result<SocketAddr, Error> {
+    if let Some(ip) = target.host.ip() {
+        return Ok(SocketAddr::new(ip, target.port));
+    }
+    let host = target.host.to_string();
+    let lookup = tokio::net::lookup_host((host.as_str(), target.port));
+    match tokio::time::timeout(timeout, lookup).await {
+        Err(_) => Err(Error::new(ErrorKind::Timeout, format!("resolving {host} took longer than {timeout:?}"))),
+        Ok(Err(e)) => Err(Error::new(ErrorKind::Connect, format!("cannot resolve {host}: {e}"))),
+        Ok(Ok(mut addrs)) => addrs
+            .next()
+            .ok_or_else(|| Error::new(ErrorKind::Connect, format!("{host} has no address"))),
+    }
+}
+
+/// The rustls client set-up: ALPN h2 then http/1.1, a verifier that records instead of
+/// refusing (the probe wants to see any certificate), and a client-certificate resolver
+/// that records whether the server asked for one.
+struct TlsSetup {
+    verifier: Option<Arc<dyn ServerCertVerifier>>,
+    client_cert: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
+}
+
+impl TlsSetup {
+    fn new(options: &ProbeOptions) -> Result<Self, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = match &options.cacert {
+            None => None,
+            Some(path) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in read_pem_certs(path)? {
+                    roots.add(cert).map_err(|e| {
+                        Error::new(ErrorKind::Certificate, format!("{}: {e}", path.display()))
+                    })?;
+                }
+                let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .map_err(|e| Error::new(ErrorKind::Certificate, format!("{}: {e}", path.display())))?;
+                Some(verifier as Arc<dyn ServerCertVerifier>)
+            }
+        };
+        let client_cert = match &options.client_cert {
+            None => None,
+            Some((cert, key)) => {
+                let chain = read_pem_certs(cert)?;
+                let pem = std::fs::read(key)
+                    .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", key.display())))?;
+                let key = rustls::pki_types::pem::PemObject::from_pem_slice(&pem)
+                    .map_err(|e| Error::new(ErrorKind::Certificate, format!("{}: {e}", key.display_hint())))?;
+                Some((chain, Arc::new(key)))
+            }
+        };
+        Ok(Self { verifier, client_cert })
+    }
+
+    fn config(&self, requested: Arc<Mutex<bool>>) -> ClientConfig {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            // Invariant: the ring provider supports the default protocol versions.
+            .expect("ring supports TLS 1.2 and 1.3")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Recorder { provider }));
+        let resolver = ClientCertRecorder { requested, cert: self.client_cert.clone().map(|(chain, key)| {
+            // Invariant: the key was parsed from PEM above; signing keys rustls cannot use
+            // are reported when the server asks for the certificate.
+            let key = provider_key(&key);
+            Arc::new(rustls::sign::CertifiedKey::new(chain, key))
+        }).flatten() };
+        let mut config = builder.with_client_cert_resolver(Arc::new(resolver));
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config
+    }
+
+    fn verified(&self, conn: &Connected, sni: Option<&str>) -> Option<bool> {
+        let verifier = self.verifier.as_ref()?;
+        let name = sni.and_then(|s| ServerName::try_from(s.to_owned()).ok())?;
+        let (end_entity, intermediates) = conn.chain.split_first()?;
+        Some(
+            verifier
+                .verify_server_cert(end_entity, intermediates, &name, &[], UnixTime::now())
+                .is_ok(),
+        )
+    }
+}
+
+fn provider_key(key: &PrivateKeyDer<'static>) -> Option<Arc<dyn rustls::sign::SigningKey>> {
+    rustls::crypto::ring::default_provider().key_provider.load_private_key(key.clone_key()).ok()
+}
+
+trait DisplayHint {
+    fn display_hint(&self) -> String;
+}
+
+impl DisplayHint for PathBuf {
+    fn display_hint(&self) -> String {
+        self.display().to_string()
+    }
+}
+
+fn read_pem_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, Error> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
+    match certs {
+        Ok(certs) if !certs.is_empty() => Ok(certs),
+        Ok(_) => Err(Error::new(ErrorKind::Certificate, format!("{}: no certificate in the file", path.display()))),
+        Err(e) => Err(Error::new(ErrorKind::Certificate, format!("{}: {e}", path.display()))),
+    }
+}
+
+/// Accepts any certificate (the probe reports verification separately) but checks the
+/// handshake signatures, so the peer does hold the certificate's key.
+#[derive(Debug)]
+struct Recorder {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Presents the configured client certificate, if any, and records that the server asked.
+#[derive(Debug)]
+struct ClientCertRecorder {
+    requested: Arc<Mutex<bool>>,
+    cert: Option<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl rustls::client::ResolvesClientCert for ClientCertRecorder {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        if let Ok(mut requested) = self.requested.lock() {
+            *requested = true;
+        }
+        self.cert.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// An established TLS connection, before HTTP.
+struct Connected {
+    stream: tokio_rustls::client::TlsStream<Tap<TcpStream>>,
+    peer_certificate: Vec<u8>,
+    chain: Vec<CertificateDer<'static>>,
+    alpn: Option<Vec<u8>>,
+    client_cert_requested: Arc<Mutex<bool>>,
+    frames: Arc<Mutex<FrameLog>>,
+}
+
+async fn connect(tls: &TlsSetup, address: SocketAddr, sni: Option<&str>, timeout: Duration) -> Result<Connected, Error> {
+    let requested = Arc::new(Mutex::new(false));
+    let mut config = tls.config(requested.clone());
+    let server_name = match sni {
+        Some(name) => ServerName::try_from(name.to_owned())
+            .map_err(|e| Error::new(ErrorKind::Invalid, format!("{name:?} is not a valid SNI: {e}")))?,
+        None => {
+            config.enable_sni = false;
+            // Without SNI rustls still needs a name; it is not sent.
+            ServerName::IpAddress(address.ip().into())
+        }
+    };
+    let connector = TlsConnector::from(Arc::new(config));
+    let work = async {
+        let tcp = TcpStream::connect(address)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Connect, format!("cannot connect to {address}: {e}")))?;
+        let frames = Arc::new(Mutex::new(FrameLog::default()));
+        let stream = connector
+            .connect(server_name, Tap { inner: tcp, log: frames.clone() })
+            .await
+            .map_err(|e| Error::new(ErrorKind::Tls, format!("TLS handshake with {address} failed: {e}")))?;
+        Ok::<_, Error>((stream, frames))
+    };
+    let (stream, frames) = tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| Error::new(ErrorKind::Timeout, format!("connecting to {address} took longer than {timeout:?}")))??;
+    let (_, session) = stream.get_ref();
+    let chain: Vec<CertificateDer<'static>> =
+        session.peer_certificates().map(|c| c.iter().map(|c| c.clone().into_owned()).collect()).unwrap_or_default();
+    let peer_certificate = chain
+        .first()
+        .map(|c| c.as_ref().to_vec())
+        .ok_or_else(|| Error::new(ErrorKind::Tls, format!("{address} presented no certificate")))?;
+    let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+    Ok(Connected { stream, peer_certificate, chain, alpn, client_cert_requested: requested, frames })
+}
+
+fn summarise(der: &[u8], verified: Option<bool>) -> CertSummary {
+    use x509_parser_shim::subject_of;
+    let identities = Identities::from_der(der).ok();
+    CertSummary {
+        subject: subject_of(der),
+        sha256: misdirect_certmatch::Certificate::from_der(der)
+            .map(|c| c.id().fingerprint_hex())
+            .unwrap_or_default(),
+        names: identities.map(|i| i.patterns().map(|p| p.to_string()).collect()).unwrap_or_default(),
+        verified,
+    }
+}
+
+mod x509_parser_shim {
+    /// The certificate's subject as misdirect-certmatch reports it.
+    pub(super) fn subject_of(der: &[u8]) -> String {
+        misdirect_certmatch::Certificate::from_der(der).map(|c| c.id().subject().to_owned()).unwrap_or_default()
+    }
+}
+
+/// HTTP over the shared connection: HTTP/2 when negotiated, else HTTP/1.1 (reconnecting
+/// with the same SNI when the server closes after a response).
+enum Session {
+    H2 { send: h2::client::SendRequest<Bytes>, frames: Arc<Mutex<FrameLog>>, timeout: Duration },
+    H1 { sender: Option<hyper::client::conn::http1::SendRequest<Empty<Bytes>>>, timeout: Duration },
+}
+
+impl Session {
+    async fn start(conn: Connected, timeout: Duration) -> Result<Self, Error> {
+        if conn.alpn.as_deref() == Some(b"h2") {
+            let frames = conn.frames.clone();
+            let handshake = h2::client::handshake(conn.stream);
+            let (send, connection) = tokio::time::timeout(timeout, handshake)
+                .await
+                .map_err(|_| Error::new(ErrorKind::Timeout, "HTTP/2 handshake timed out"))?
+                .map_err(|e| Error::new(ErrorKind::Protocol, format!("HTTP/2 handshake failed: {e}")))?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            let send = tokio::time::timeout(timeout, send.ready())
+                .await
+                .map_err(|_| Error::new(ErrorKind::Timeout, "HTTP/2 connection not ready in time"))?
+                .map_err(|e| Error::new(ErrorKind::Protocol, format!("HTTP/2 connection failed: {e}")))?;
+            // Give the server's first frames (SETTINGS, an ORIGIN frame) a moment to arrive.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return Ok(Self::H2 { send, frames, timeout });
+        }
+        Ok(Self::H1 { sender: Some(h1_handshake(conn.stream, timeout).await?), timeout })
+    }
+
+    fn protocol(&self) -> &'static str {
+        match self {
+            Self::H2 { .. } => "h2",
+            Self::H1 { .. } => "http/1.1",
+        }
+    }
+
+    fn origin_frame(&self) -> Option<Vec<String>> {
+        match self {
+            Self::H2 { frames, .. } => frames.lock().ok().and_then(|log| log.origins.clone()),
+            Self::H1 { .. } => None,
+        }
+    }
+
+    /// Sends one request; returns the status and the 421 reason code if the body gave one.
+    async fn request(
+        &mut self,
+        authority: &str,
+        path: &str,
+        head: bool,
+        tls: &TlsSetup,
+        address: SocketAddr,
+        sni: Option<&str>,
+    ) -> Result<(u16, Option<String>), Error> {
+        let method = if head { http::Method::HEAD } else { http::Method::GET };
+        match self {
+            Self::H2 { send, timeout, .. } => {
+                let uri = format!("https://{authority}{path}");
+                let request = http::Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .header(http::header::ACCEPT, "application/problem+json, */*;q=0.1")
+                    .header(http::header::USER_AGENT, concat!("misdirect-probe/", env!("CARGO_PKG_VERSION")))
+                    .body(())
+                    .map_err(|e| Error::new(ErrorKind::Invalid, format!("bad request for {authority}: {e}")))?;
+                let timeout = *timeout;
+                let work = async {
+                    let mut ready = send.clone().ready().await.map_err(closed)?;
+                    let (response, _) = ready.send_request(request, true).map_err(closed)?;
+                    let response = response.await.map_err(closed)?;
+                    let status = response.status().as_u16();
+                    let mut body = response.into_body();
+                    let mut bytes = Vec::new();
+                    while let Some(chunk) = body.data().await {
+                        let chunk = chunk.map_err(closed)?;
+                        let _ = body.flow_control().release_capacity(chunk.len());
+                        if bytes.len() < 16 * 1024 {
+                            bytes.extend_from_slice(&chunk);
+                        }
+                    }
+                    Ok::<_, Error>((status, reason_code(&bytes)))
+                };
+                tokio::time::timeout(timeout, work)
+                    .await
+                    .map_err(|_| Error::new(ErrorKind::Timeout, format!("no answer for {authority} within {timeout:?}")))?
+            }
+            Self::H1 { sender, timeout } => {
+                let timeout = *timeout;
+                if sender.as_ref().is_none_or(|s| s.is_closed()) {
+                    let conn = connect(tls, address, sni, timeout).await?;
+                    *sender = Some(h1_handshake(conn.stream, timeout).await?);
+                }
+                // Invariant: set just above when it was missing or closed.
+                let s = sender.as_mut().expect("an HTTP/1.1 connection");
+                let request = http::Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header(http::header::HOST, authority)
+                    .header(http::header::ACCEPT, "application/problem+json, */*;q=0.1")
+                    .header(http::header::USER_AGENT, concat!("misdirect-probe/", env!("CARGO_PKG_VERSION")))
+                    .body(Empty::<Bytes>::new())
+                    .map_err(|e| Error::new(ErrorKind::Invalid, format!("bad request for {authority}: {e}")))?;
+                let work = async {
+                    s.ready().await.map_err(closed)?;
+                    let response = s.send_request(request).await.map_err(closed)?;
+                    let status = response.status().as_u16();
+                    let body = response.into_body().collect().await.map_err(closed)?.to_bytes();
+                    Ok::<_, Error>((status, reason_code(&body)))
+                };
+                tokio::time::timeout(timeout, work)
+                    .await
+                    .map_err(|_| Error::new(ErrorKind::Timeout, format!("no answer for {authority} within {timeout:?}")))?
+            }
+        }
+    }
+}
+
+fn closed(e: impl fmt::Display) -> Error {
+    Error::new(ErrorKind::Protocol, format!("the connection failed: {e}"))
+}
+
+async fn h1_handshake(
+    stream: tokio_rustls::client::TlsStream<Tap<TcpStream>>,
+    timeout: Duration,
+) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, Error> {
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (sender, connection) = tokio::time::timeout(timeout, hyper::client::conn::http1::handshake(io))
+        .await
+        .map_err(|_| Error::new(ErrorKind::Timeout, "HTTP/1.1 handshake timed out"))?
+        .map_err(|e| Error::new(ErrorKind::Protocol, format!("HTTP/1.1 handshake failed: {e}")))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// The `code` (problem+json) or `reason` (JSON) member of a 421 body, if there is one.
+fn reason_code(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    for key in ["\"code\":\"", "\"reason\":\""] {
+        if let Some(start) = text.find(key) {
+            let rest = &text[start + key.len()..];
+            let end = rest.find('"')?;
+            return Some(rest[..end].to_owned());
+        }
+    }
+    None
+}
+
+async fn fresh_check(
+    tls: &TlsSetup,
+    address: SocketAddr,
+    name: &str,
+    authority: &str,
+    path: &str,
+    options: &ProbeOptions,
+) -> FreshCheck {
+    let conn = match connect(tls, address, Some(name), options.timeout).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            return FreshCheck { client_cert_requested: false, status: None, failure: Some(e.to_string()) };
+        }
+    };
+    let requested = conn.client_cert_requested.clone();
+    let outcome = match Session::start(conn, options.timeout).await {
+        Ok(mut session) => session.request(authority, path, options.head, tls, address, Some(name)).await,
+        Err(e) => Err(e),
+    };
+    let client_cert_requested = requested.lock().map(|r| *r).unwrap_or(false);
+    match outcome {
+        Ok((status, _)) => FreshCheck { client_cert_requested, status: Some(status), failure: None },
+        Err(e) => FreshCheck { client_cert_requested, status: None, failure: Some(e.to_string()) },
+    }
+}
+
+/// The ORIGIN frames seen in the server's HTTP/2 byte stream.
+#[derive(Debug, Default)]
+struct FrameLog {
+    buf: Vec<u8>,
+    origins: Option<Vec<String>>,
+    done: bool,
+}
+
+impl FrameLog {
+    /// Feeds plaintext bytes from the server; frames are parsed as they complete. Only the
+    /// first 64 KiB are examined: ORIGIN frames come at the start of a connection.
+    fn feed(&mut self, bytes: &[u8]) {
+        if self.done {
+            return;
+        }
+        self.buf.extend_from_slice(bytes);
+        while self.buf.len() >= 9 {
+            let len = usize::from(self.buf[0]) << 16 | usize::from(self.buf[1]) << 8 | usize::from(self.buf[2]);
+            if self.buf.len() < 9 + len {
+                break;
+            }
+            let frame: Vec<u8> = self.buf.drain(..9 + len).collect();
+            if frame[3] == ORIGIN_FRAME_TYPE
+                && let Ok((decoded, _)) = OriginFrame::decode_frame(&frame)
+            {
+                self.origins.get_or_insert_with(Vec::new).extend(decoded.into_origins());
+            }
+        }
+        if self.buf.len() > 64 * 1024 {
+            self.done = true;
+            self.buf = Vec::new();
+        }
+    }
+}
+
+/// Passes bytes through, showing the decrypted server-to-client stream to a [`FrameLog`].
+/// It sits under TLS, so it sees ciphertext: the log is fed from above instead (see
+/// `TapPlain`). Kept generic so the same type wraps TCP.
+struct Tap<S> {
+    inner: S,
+    log: Arc<Mutex<FrameLog>>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let _ = &this.log;
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,374 @@
+//! The special cases: malformed targets, absolute-form, body formats, connection handling
+//! after 421, HEAD, session resumption across virtual hosts, other trust anchors, unknown
+//! SNI, graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, header};
+
+use crate::fixtures::Site;
+use crate::support::{Client, Conn, PromiscuousStore, Proto, TestServer, request};
+
+async fn secure_site(label: &str) -> (Site, TestServer) {
+    let site = Site::new(label);
+    let path = site.write("secure.toml", &site.config("secure", ""));
+    let server = TestServer::start(&path).await;
+    (site, server)
+}
+
+async fn connect(site: &Site, server: &TestServer, sni: &str, proto: Proto) -> Conn {
+    Client::new(&site.ca.roots(), Some(sni), sni, proto)
+        .connect(server.addr)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn malformed_targets_are_400() {
+    let (site, server) = secure_site("malformed").await;
+    // RFC 9112 §3.2: two Host lines, or none, is 400.
+    let mut h1 = connect(&site, &server, "a.test", Proto::H1).await;
+    let resp = h1
+        .send(request(Proto::H1, None, &["a.test", "a.test"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (resp.status, resp.reason().as_deref()),
+        (400, Some("duplicate-host"))
+    );
+    let resp = h1.send(request(Proto::H1, None, &[])).await.unwrap();
+    assert_eq!(
+        (resp.status, resp.reason().as_deref()),
+        (400, Some("missing-host"))
+    );
+    let resp = h1
+        .send(request(Proto::H1, Some("a.test:99999"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (resp.status, resp.reason().as_deref()),
+        (400, Some("invalid-host"))
+    );
+    // A 400 does not close the connection: the next request is served.
+    let resp = h1
+        .send(request(Proto::H1, Some("a.test"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200);
+
+    // RFC 9113 §8.3.1: Host naming another authority than :authority is malformed.
+    let mut h2 = connect(&site, &server, "a.test", Proto::H2).await;
+    let resp = h2
+        .send(request(Proto::H2, Some("a.test"), &["b.test"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (resp.status, resp.reason().as_deref()),
+        (400, Some("host-authority-mismatch"))
+    );
+    // The same authority in both is fine.
+    let resp = h2
+        .send(request(Proto::H2, Some("b.test"), &["B.test:443"]))
+        .await
+        .unwrap();
+    assert_eq!((resp.status, resp.text().as_str()), (200, "vhost b.test\n"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn absolute_form_overrides_host() {
+    let (site, server) = secure_site("absolute").await;
+    let mut h1 = connect(&site, &server, "a.test", Proto::H1).await;
+    let req = Request::get("https://b.test/path")
+        .header(header::HOST, "c.test")
+        .body(())
+        .unwrap();
+    let resp = h1.send(req).await.unwrap();
+    assert_eq!((resp.status, resp.text().as_str()), (200, "vhost b.test\n"));
+    // And the absolute-form authority is what the policy checks.
+    let req = Request::get("https://c.test/")
+        .header(header::HOST, "b.test")
+        .body(())
+        .unwrap();
+    let resp = h1.send(req).await.unwrap();
+    assert_eq!(resp.reason().as_deref(), Some("certificate-does-not-cover"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn refusal_body_follows_accept() {
+    let (site, server) = secure_site("accept").await;
+    let cases = [
+        ("application/problem+json", "application/problem+json"),
+        ("application/json", "application/json"),
+        ("text/html", "text/html; charset=utf-8"),
+        ("*/*", "text/plain; charset=utf-8"),
+    ];
+    let mut h2 = connect(&site, &server, "a.test", Proto::H2).await;
+    for (accept, content_type) in cases {
+        let req = Request::get("https://c.test/")
+            .header(header::ACCEPT, accept)
+            .body(())
+            .unwrap();
+        let resp = h2.send(req).await.unwrap();
+        assert_eq!(resp.status, 421, "{accept}");
+        assert_eq!(resp.headers[header::CONTENT_TYPE], content_type, "{accept}");
+        assert_eq!(resp.headers[header::CACHE_CONTROL], "no-store");
+        assert_eq!(
+            resp.headers[header::CONTENT_LENGTH],
+            resp.body.len().to_string().as_str()
+        );
+        if accept.contains("json") {
+            let json: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+            let text = json.to_string();
+            assert!(
+                text.contains("certificate-does-not-cover"),
+                "{accept}: {text}"
+            );
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn h1_closes_after_421_h2_keeps_the_connection() {
+    let (site, server) = secure_site("close").await;
+    let mut h1 = connect(&site, &server, "a.test", Proto::H1).await;
+    let resp = h1
+        .send(request(Proto::H1, Some("a.test"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200);
+    assert!(!h1.closed_by_server().await, "keep-alive after a 200");
+    let resp = h1
+        .send(request(Proto::H1, Some("c.test"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 421);
+    assert_eq!(resp.headers[header::CONNECTION], "close");
+    assert!(h1.closed_by_server().await, "HTTP/1.1 must close after 421");
+
+    let mut h2 = connect(&site, &server, "a.test", Proto::H2).await;
+    let resp = h2
+        .send(request(Proto::H2, Some("c.test"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 421);
+    assert!(resp.headers.get(header::CONNECTION).is_none());
+    let resp = h2
+        .send(request(Proto::H2, Some("b.test"), &[]))
+        .await
+        .unwrap();
+    assert_eq!((resp.status, resp.text().as_str()), (200, "vhost b.test\n"));
+    assert!(
+        !h2.closed_by_server().await,
+        "HTTP/2 keeps the connection after 421"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn head_requests() {
+    let (site, server) = secure_site("head").await;
+    for proto in [Proto::H1, Proto::H2] {
+        for (authority, status, length) in
+            [("a.test", 200, "vhost a.test\n".len()), ("c.test", 421, 0)]
+        {
+            let mut conn = connect(&site, &server, "a.test", proto).await;
+            let mut req = request(proto, Some(authority), &[]);
+            *req.method_mut() = Method::HEAD;
+            let resp = conn.send(req).await.unwrap();
+            assert_eq!(resp.status, status, "{proto:?} {authority}");
+            assert!(
+                resp.body.is_empty(),
+                "{proto:?} {authority}: HEAD has no body"
+            );
+            let declared: usize = resp.headers[header::CONTENT_LENGTH]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            if status == 200 {
+                assert_eq!(declared, length);
+            } else {
+                assert!(declared > 0, "the 421's length is the GET body's");
+            }
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_cert_from_other_anchors_is_421() {
+    let (site, server) = secure_site("anchors").await;
+    // partner.test's certificate also covers secure.test, and its CA verified this client.
+    for proto in [Proto::H1, Proto::H2] {
+        let mut conn = Client::new(
+            &site.ca.roots(),
+            Some("partner.test"),
+            "partner.test",
+            proto,
+        )
+        .cert(Some(site.other_client.clone()))
+        .connect(server.addr)
+        .await
+        .unwrap();
+        let resp = conn
+            .send(request(proto, Some("partner.test"), &[]))
+            .await
+            .unwrap();
+        assert_eq!(resp.status, 200);
+        let resp = conn
+            .send(request(proto, Some("secure.test"), &[]))
+            .await
+            .unwrap();
+        assert_eq!(
+            (resp.status, resp.reason().as_deref()),
+            (421, Some("client-cert-other-anchors")),
+            "{proto:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
+/// TLS 1.3 resumption must not carry a client-certificate authentication from one virtual
+/// host's trust anchors to another's: each virtual host resumes only its own sessions.
+#[tokio::test]
+async fn resumption_stays_within_a_virtual_host() {
+    let (site, server) = secure_site("resume").await;
+    let store = Arc::new(PromiscuousStore::default());
+    // One rustls configuration (with the other CA's client certificate) for every
+    // connection, so that rustls offers the stored ticket whatever the server name.
+    let mut partner = Client::new(
+        &site.ca.roots(),
+        Some("partner.test"),
+        "partner.test",
+        Proto::H1,
+    )
+    .cert(Some(site.other_client.clone()));
+    partner.tls13_only = true;
+    partner.sessions = Some(store.clone());
+    let fresh_ticket = async || {
+        store.clear();
+        let mut conn = partner.connect(server.addr).await.unwrap();
+        let resp = conn
+            .send(request(Proto::H1, Some("partner.test"), &[]))
+            .await
+            .unwrap();
+        assert_eq!(resp.status, 200);
+        drop(conn);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(store.len() > 0, "the server sent TLS 1.3 tickets");
+    };
+
+    // The same virtual host resumes (so the store works and a resumed session is served).
+    fresh_ticket().await;
+    let tls = partner.tls(server.addr).await.unwrap();
+    assert_eq!(
+        tls.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    let mut conn = Conn::over(tls, Proto::H1).await.unwrap();
+    let resp = conn
+        .send(request(Proto::H1, Some("partner.test"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200);
+
+    // partner.test's ticket offered to a.test: no resumption, no client certificate on
+    // the connection, so secure.test (whose name the certificate covers) is refused.
+    fresh_ticket().await;
+    let tls = partner.with_sni("a.test").tls(server.addr).await.unwrap();
+    assert_eq!(
+        tls.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Full)
+    );
+    let mut conn = Conn::over(tls, Proto::H1).await.unwrap();
+    let resp = conn
+        .send(request(Proto::H1, Some("secure.test"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(resp.reason().as_deref(), Some("client-cert-required"));
+
+    // partner.test's ticket offered to secure.test: no resumption; the full handshake
+    // asks for a certificate, and the other CA's is refused.
+    fresh_ticket().await;
+    let secure = partner.with_sni("secure.test");
+    if let Ok(tls) = secure.tls(server.addr).await {
+        assert_ne!(
+            tls.get_ref().1.handshake_kind(),
+            Some(rustls::HandshakeKind::Resumed)
+        );
+        let got = match Conn::over(tls, Proto::H1).await {
+            Ok(mut conn) => {
+                conn.send(request(Proto::H1, Some("secure.test"), &[]))
+                    .await
+            }
+            Err(err) => Err(err.to_string()),
+        };
+        assert!(
+            got.is_err(),
+            "secure.test accepted another CA's client: {got:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_and_missing_sni_get_the_default_vhost() {
+    let (site, server) = secure_site("default").await;
+    for sni in [None, Some("nobody.test")] {
+        let mut client = Client::new(&site.ca.roots(), sni, "a.test", Proto::H2);
+        client.insecure = sni.is_some();
+        let tls = client.tls(server.addr).await.unwrap();
+        let presented = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+        let ids = misdirect_certmatch::Identities::from_der(&presented).unwrap();
+        assert!(
+            ids.covers(&"a.test".parse().unwrap()),
+            "{sni:?}: default vhost's certificate"
+        );
+        let mut conn = Conn::over(tls, Proto::H2).await.unwrap();
+        let resp = conn
+            .send(request(Proto::H2, Some("a.test"), &[]))
+            .await
+            .unwrap();
+        assert_eq!(
+            (resp.status, resp.text().as_str()),
+            (200, "vhost a.test\n"),
+            "{sni:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_closes_idle_connections() {
+    let (site, server) = secure_site("shutdown").await;
+    let mut h2 = connect(&site, &server, "a.test", Proto::H2).await;
+    let mut h1 = connect(&site, &server, "a.test", Proto::H1).await;
+    assert_eq!(
+        h2.send(request(Proto::H2, Some("a.test"), &[]))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        h1.send(request(Proto::H1, Some("a.test"), &[]))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let started = std::time::Instant::now();
+    server.shutdown().await;
+    // GOAWAY and close: well within the 5 s drain timeout of the fixture.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(h2.closed_by_server().await);
+    assert!(h1.closed_by_server().await);
+}

@@ -1,0 +1,233 @@
+//! Bad configurations fail at start with one message naming the file and the problem, and
+//! a non-zero exit; `warn_only` serves and logs.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::fixtures::Site;
+use crate::support::{Client, Proto, request};
+
+const BIN: &str = env!("CARGO_BIN_EXE_misdirect");
+
+/// Runs `misdirect serve --config path` and returns (exit success, stderr); fails the test
+/// if the process is still running after a few seconds (it started serving).
+fn run_config(path: &Path) -> (bool, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            return (status.success(), stderr);
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!(
+                "{} did not exit: it started with a bad configuration",
+                path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn bad_configs_fail_at_start_naming_file_and_problem() {
+    let site = Site::new("badconfig");
+    let good = site.config("secure", "");
+    std::fs::write(site.dir.join("garbage.pem"), "not a certificate\n").unwrap();
+    std::fs::write(
+        site.dir.join("empty-der.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let cases: Vec<(&str, String, &[&str])> = vec![
+        (
+            "unknown-key.toml",
+            good.replacen(
+                "policy = \"secure\"",
+                "policy = \"secure\"\nstrictness = 3",
+                1,
+            ),
+            &["unknown field `strictness`", "line 6"],
+        ),
+        (
+            "bad-policy.toml",
+            good.replacen("policy = \"secure\"", "policy = \"insecure\"", 1),
+            &["unknown variant `insecure`"],
+        ),
+        (
+            "missing-cert-file.toml",
+            good.replacen("cert = \"c.pem\"", "cert = \"nope.pem\"", 1),
+            &["vhost \"c.test\"", "nope.pem"],
+        ),
+        (
+            "garbage-cert.toml",
+            good.replacen("cert = \"c.pem\"", "cert = \"garbage.pem\"", 1),
+            &["vhost \"c.test\"", "garbage.pem", "no certificate"],
+        ),
+        (
+            "unparsable-cert.toml",
+            good.replacen("cert = \"c.pem\"", "cert = \"empty-der.pem\"", 1),
+            &["vhost \"c.test\"", "empty-der.pem"],
+        ),
+        (
+            "key-mismatch.toml",
+            good.replacen("key = \"c.key\"", "key = \"wild.key\"", 1),
+            &["vhost \"c.test\"", "does not match"],
+        ),
+        (
+            "duplicate-name.toml",
+            good.replacen("name = \"b.test\"", "name = \"a.test\"", 1),
+            &["\"a.test\" is in two virtual hosts"],
+        ),
+        (
+            "duplicate-alias.toml",
+            good.replacen(
+                "name = \"b.test\"",
+                "name = \"b.test\"\naliases = [\"C.test.\"]",
+                1,
+            ),
+            &["\"c.test\" is in two virtual hosts", "b.test", "c.test"],
+        ),
+        (
+            "unknown-default.toml",
+            good.replacen(
+                "default_vhost = \"a.test\"",
+                "default_vhost = \"z.test\"",
+                1,
+            ),
+            &["default_vhost \"z.test\""],
+        ),
+        (
+            "bad-ca.toml",
+            good.replacen("ca = \"client-ca.pem\"", "ca = \"garbage.pem\"", 1),
+            &["vhost \"secure.test\"", "client_auth.ca", "garbage.pem"],
+        ),
+        (
+            "not-toml.toml",
+            "[[vhost]\nname = ".to_string(),
+            &["TOML parse error"],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (file, text, expected) in &cases {
+        let path = site.write(file, text);
+        let (success, stderr) = run_config(&path);
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+        let names_file = stderr.contains(&path.display().to_string());
+        let has_all = expected.iter().all(|e| stderr.contains(e));
+        if success || !names_file || !has_all {
+            failures.push(format!("{file}: success={success} stderr={stderr}"));
+        }
+        // One clear message (TOML errors quote the offending line, so may span lines).
+        if lines.len() != 1 {
+            failures.push(format!("{file}: expected one error line, got {lines:?}"));
+        }
+    }
+    let missing = site.dir.join("does-not-exist.toml");
+    let (success, stderr) = run_config(&missing);
+    if success || !stderr.contains("does-not-exist.toml") || !stderr.contains("cannot read") {
+        failures.push(format!("missing file: success={success} stderr={stderr}"));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[tokio::test]
+async fn warn_only_serves_and_logs() {
+    let site = Site::new("warnonly");
+    let path = site.write("warn.toml", &site.config("strict", "warn_only = true"));
+    let mut child = Command::new(BIN)
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(value) = serde_json::from_str(&line) {
+                let _ = lines_tx.send(value);
+            }
+        }
+    });
+    let listening = loop {
+        let line = next_line(&mut lines_rx).await;
+        if line["message"] == "listening" {
+            break line;
+        }
+    };
+    let addr: std::net::SocketAddr = listening["addr"].as_str().unwrap().parse().unwrap();
+
+    let mut conn = Client::new(&site.ca.roots(), Some("a.test"), "a.test", Proto::H2)
+        .connect(addr)
+        .await
+        .unwrap();
+    // Strict would refuse b.test on a.test's connection; warn_only serves it and logs.
+    let resp = conn
+        .send(request(Proto::H2, Some("b.test"), &[]))
+        .await
+        .unwrap();
+    assert_eq!((resp.status, resp.text().as_str()), (200, "vhost b.test\n"));
+    let warning = next_line(&mut lines_rx).await;
+    assert_eq!(warning["level"], "WARN");
+    assert_eq!(warning["reason"], "sni-vhost-differs");
+    assert_eq!(warning["sni"], "a.test");
+    assert_eq!(warning["authority"], "b.test");
+    assert_eq!(warning["presented_vhost"], "a.test");
+    assert_eq!(warning["target_vhost"], "b.test");
+    assert!(warning["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(warning["message"].as_str().unwrap().contains("warn_only"));
+
+    // The client-certificate rule is never relaxed: still 421, logged as such.
+    let resp = conn
+        .send(request(Proto::H2, Some("secure.test"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (resp.status, resp.reason().as_deref()),
+        (421, Some("client-cert-required"))
+    );
+    let refusal = next_line(&mut lines_rx).await;
+    assert_eq!(refusal["reason"], "client-cert-required");
+    assert_eq!(refusal["status"], 421);
+    assert_eq!(refusal["target_vhost"], "secure.test");
+
+    // SIGTERM: graceful shutdown and a zero exit.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    drop(conn);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+}
+
+async fn next_line(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) -> serde_json::Value {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("a log line")
+        .expect("the server is running")
+}

@@ -1,0 +1,10 @@
+//! Integration tests over loopback with Rust clients: the policy matrix, the special
+//! cases, bad configurations and the embedded default.
+#![allow(missing_docs, unreachable_pub, dead_code, clippy::unwrap_used)]
+
+mod cases;
+mod configs;
+mod embedded;
+mod fixtures;
+mod matrix;
+mod support;
