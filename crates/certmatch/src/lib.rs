@@ -69,3 +69,8 @@ pub use index::{HostIndex, HostIndexBuilder, LookupAll, Match, MatchKind, Patter
 pub use pattern::{DnsPattern, Pattern};
 #[cfg(feature = "rustls")]
 pub use resolver::{Choice, Chosen, SniResolver, SniResolverBuilder};
+
+/// The README's examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
