@@ -11,7 +11,7 @@
 //! | `secure.localhost` | shared | required, verified by the CA |
 //!
 //! The CA certificate and the client certificate and key are written to a directory so that
-//! curl can use them; [`Embedded::examples`] lists the requests that show a 200, a
+//! curl can use them; [`EXAMPLES`] lists the requests that show a 200, a
 //! coalesced 200, a 421 with its reason, the client-certificate 421 and a 200 with the
 //! client certificate.
 
