@@ -41,11 +41,13 @@
 #![deny(missing_docs)]
 #![warn(clippy::exhaustive_enums, clippy::exhaustive_structs)]
 
+pub mod check;
 mod config;
 pub mod embedded;
 mod error;
 mod http;
 mod policy;
+pub mod probe;
 mod server;
 mod site;
 

@@ -25,6 +25,75 @@ enum Command {
     /// Serve the virtual hosts of a configuration file, or without one the embedded
     /// development set-up on 127.0.0.1:8443.
     Serve(ServeArgs),
+    /// Audit a configuration without serving it: names a certificate covers that no
+    /// virtual host serves (coalescing browsers get 421 there), names no certificate
+    /// covers, virtual hosts sharing a certificate with different TLS requirements, and a
+    /// proof that no connection reaches a client-certificate host it did not authenticate
+    /// for. Exit status: 0 clean, 1 warnings (with --deny-warnings), 2 errors.
+    Check(CheckArgs),
+    /// Probe a live server (any server) for coalescing hazards: one TLS connection, then a
+    /// request for every name its certificate covers on that same connection, as a
+    /// coalescing browser sends them. Exit status: 0 fine, 1 hazards (421 on a coalesced
+    /// connection), 2 violations (client-certificate bypass, uncovered names served),
+    /// 3 the probe itself failed.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    /// The TOML configuration to audit.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Output format; `json` is stable for CI (see docs/check.md).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Exit 1 when there are warnings but no errors.
+    #[arg(long)]
+    deny_warnings: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ProbeArgs {
+    /// The server to probe, e.g. https://www.example.com or https://a.localhost:8443/.
+    url: String,
+    /// Send this SNI instead of the URL's host.
+    #[arg(long, conflicts_with = "no_sni")]
+    sni: Option<String>,
+    /// Send no SNI at all.
+    #[arg(long)]
+    no_sni: bool,
+    /// Connect to this address instead of resolving the URL's host: HOST:ADDR (curl's
+    /// form, the host is checked against the URL) or ADDR, where ADDR is an IP address,
+    /// with or without a port.
+    #[arg(long, value_name = "HOST:ADDR")]
+    resolve: Option<String>,
+    /// CA certificates (PEM) to verify the server's certificate with.
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    /// A client certificate chain (PEM) to present; needs --key.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// More names to try on the connection, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    names: Vec<String>,
+    /// Seconds to wait for the connection and for each answer.
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    /// Send HEAD instead of GET.
+    #[arg(long)]
+    head: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
 }
 
 #[derive(Debug, clap::Args)]
@@ -56,6 +125,76 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Check(args) => check(args),
+        Command::Probe(args) => probe(args),
+    }
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    let report =
+        Config::from_file(&args.config).and_then(|config| misdirect_server::check::check(&config));
+    match report {
+        Ok(report) => {
+            match args.format {
+                Format::Text => print!("{}", report.to_text()),
+                Format::Json => println!("{:#}", report.to_json()),
+            }
+            ExitCode::from(report.exit_code(args.deny_warnings))
+        }
+        Err(err) => {
+            eprintln!("misdirect: error: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn probe(args: ProbeArgs) -> ExitCode {
+    use misdirect_server::probe::{ProbeOptions, probe};
+    let mut options = ProbeOptions::new(&args.url);
+    options.sni = args.sni;
+    options.no_sni = args.no_sni;
+    options.cacert = args.cacert;
+    options.client_cert = args.cert.zip(args.key);
+    options.names = args.names;
+    options.head = args.head;
+    options.timeout = match std::time::Duration::try_from_secs_f64(args.timeout) {
+        Ok(timeout) if !timeout.is_zero() => timeout,
+        _ => {
+            eprintln!("misdirect: error: --timeout must be a positive number of seconds");
+            return ExitCode::from(3);
+        }
+    };
+    if let Some(resolve) = &args.resolve {
+        match misdirect_server::probe::parse_resolve(resolve, &args.url) {
+            Ok(addr) => options.resolve = Some(addr),
+            Err(err) => {
+                eprintln!("misdirect: error: {err}");
+                return ExitCode::from(3);
+            }
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("misdirect: cannot start the runtime: {err}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(probe(&options)) {
+        Ok(report) => {
+            match args.format {
+                Format::Text => print!("{}", report.to_text()),
+                Format::Json => println!("{:#}", report.to_json()),
+            }
+            ExitCode::from(report.exit_code())
+        }
+        Err(err) => {
+            eprintln!("misdirect: probe failed: {err}");
+            ExitCode::from(3)
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use misdirect_authority::{Authority, Host, HostName};
+use misdirect_authority::{Authority, Host};
 use misdirect_certmatch::{Identities, Pattern};
 use misdirect_response::{ORIGIN_FRAME_TYPE, OriginFrame};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -219,7 +219,11 @@ pub struct ProbeReport {
 impl ProbeReport {
     /// 0 when everything is fine, 1 when there are hazards, 2 when there are violations.
     pub fn worst(&self) -> u8 {
-        self.results.iter().map(|r| r.verdict.severity()).max().unwrap_or(0)
+        self.results
+            .iter()
+            .map(|r| r.verdict.severity())
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -238,9 +242,16 @@ pub async fn probe(options: &ProbeOptions) -> Result<ProbeReport, Error> {
     };
     let tls = TlsSetup::new(options)?;
     let first = connect(&tls, address, sni.as_deref(), options.timeout).await?;
-    let certificate = summarise(&first.peer_certificate, tls.verified(&first, sni.as_deref()));
-    let identities = Identities::from_der(&first.peer_certificate)
-        .map_err(|e| Error::new(ErrorKind::Tls, format!("cannot read the server's certificate: {e}")))?;
+    let certificate = summarise(
+        &first.peer_certificate,
+        tls.verified(&first, sni.as_deref()),
+    );
+    let identities = Identities::from_der(&first.peer_certificate).map_err(|e| {
+        Error::new(
+            ErrorKind::Tls,
+            format!("cannot read the server's certificate: {e}"),
+        )
+    })?;
 
     let mut names: Vec<(String, &'static str)> = Vec::new();
     let mut add = |name: String, source: &'static str| {
@@ -276,8 +287,19 @@ pub async fn probe(options: &ProbeOptions) -> Result<ProbeReport, Error> {
         let host = Host::parse(name.as_bytes()).ok();
         let covered = host.as_ref().is_some_and(|h| identities.covers(h));
         let authority = authority(&name, target.port);
-        let outcome = session.request(&authority, &target.path, options.head, &tls, address, sni.as_deref()).await;
-        let own = sni.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(&name));
+        let outcome = session
+            .request(
+                &authority,
+                &target.path,
+                options.head,
+                &tls,
+                address,
+                sni.as_deref(),
+            )
+            .await;
+        let own = sni
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case(&name));
         let (status, error) = match &outcome {
             Ok((status, reason)) => (Some(*status), reason.clone()),
             Err(e) => (None, Some(e.to_string())),
@@ -293,14 +315,25 @@ pub async fn probe(options: &ProbeOptions) -> Result<ProbeReport, Error> {
         };
         let mut fresh = None;
         let served_shared = matches!(verdict, Verdict::Served | Verdict::ServedUncovered);
-        if served_shared && options.client_cert.is_none() && host.as_ref().is_some_and(|h| h.as_name().is_some()) {
+        if served_shared
+            && options.client_cert.is_none()
+            && host.as_ref().is_some_and(|h| h.as_name().is_some())
+        {
             let check = fresh_check(&tls, address, &name, &authority, &target.path, options).await;
             if check.client_cert_requested && !matches!(check.status, Some(200..=399)) {
                 verdict = Verdict::Bypass;
             }
             fresh = Some(check);
         }
-        results.push(NameResult { name, source, covered, status, error, fresh, verdict });
+        results.push(NameResult {
+            name,
+            source,
+            covered,
+            status,
+            error,
+            fresh,
+            verdict,
+        });
     }
     Ok(ProbeReport {
         address,
@@ -340,7 +373,12 @@ struct Target {
 
 impl Target {
     fn parse(url: &str) -> Result<Self, Error> {
-        let bad = |why: &str| Error::new(ErrorKind::Invalid, format!("{url:?} is not an https URL: {why}"));
+        let bad = |why: &str| {
+            Error::new(
+                ErrorKind::Invalid,
+                format!("{url:?} is not an https URL: {why}"),
+            )
+        };
         let rest = match url.get(..8) {
             Some(scheme) if scheme.eq_ignore_ascii_case("https://") => &url[8..],
             _ => return Err(bad("it must start with https://")),
@@ -350,8 +388,16 @@ impl Target {
             None => (rest, "/"),
         };
         let authority = Authority::parse(authority.as_bytes()).map_err(|e| bad(&e.to_string()))?;
-        let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
-        Ok(Self { port: authority.port_or(443), host: authority.into_parts().0, path })
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        Ok(Self {
+            port: authority.port_or(443),
+            host: authority.into_parts().0,
+            path,
+        })
     }
 }
 
@@ -362,8 +408,14 @@ async fn resolve(target: &Target, timeout: Duration) -> Result<SocketAddr, Error
     let host = target.host.to_string();
     let lookup = tokio::net::lookup_host((host.as_str(), target.port));
     match tokio::time::timeout(timeout, lookup).await {
-        Err(_) => Err(Error::new(ErrorKind::Timeout, format!("resolving {host} took longer than {timeout:?}"))),
-        Ok(Err(e)) => Err(Error::new(ErrorKind::Connect, format!("cannot resolve {host}: {e}"))),
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            format!("resolving {host} took longer than {timeout:?}"),
+        )),
+        Ok(Err(e)) => Err(Error::new(
+            ErrorKind::Connect,
+            format!("cannot resolve {host}: {e}"),
+        )),
         Ok(Ok(mut addrs)) => addrs
             .next()
             .ok_or_else(|| Error::new(ErrorKind::Connect, format!("{host} has no address"))),
@@ -375,7 +427,7 @@ async fn resolve(target: &Target, timeout: Duration) -> Result<SocketAddr, Error
 /// that records whether the server asked for one.
 struct TlsSetup {
     verifier: Option<Arc<dyn ServerCertVerifier>>,
-    client_cert: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
+    client_cert: Option<Arc<rustls::sign::CertifiedKey>>,
 }
 
 impl TlsSetup {
@@ -390,9 +442,14 @@ impl TlsSetup {
                         Error::new(ErrorKind::Certificate, format!("{}: {e}", path.display()))
                     })?;
                 }
-                let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|e| Error::new(ErrorKind::Certificate, format!("{}: {e}", path.display())))?;
+                let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| {
+                    Error::new(ErrorKind::Certificate, format!("{}: {e}", path.display()))
+                })?;
                 Some(verifier as Arc<dyn ServerCertVerifier>)
             }
         };
@@ -402,12 +459,23 @@ impl TlsSetup {
                 let chain = read_pem_certs(cert)?;
                 let pem = std::fs::read(key)
                     .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", key.display())))?;
-                let key = rustls::pki_types::pem::PemObject::from_pem_slice(&pem)
-                    .map_err(|e| Error::new(ErrorKind::Certificate, format!("{}: {e}", key.display_hint())))?;
-                Some((chain, Arc::new(key)))
+                let der: PrivateKeyDer<'static> =
+                    rustls::pki_types::pem::PemObject::from_pem_slice(&pem).map_err(|e| {
+                        Error::new(ErrorKind::Certificate, format!("{}: {e}", key.display()))
+                    })?;
+                let signing = rustls::crypto::ring::default_provider()
+                    .key_provider
+                    .load_private_key(der)
+                    .map_err(|e| {
+                        Error::new(ErrorKind::Certificate, format!("{}: {e}", key.display()))
+                    })?;
+                Some(Arc::new(rustls::sign::CertifiedKey::new(chain, signing)))
             }
         };
-        Ok(Self { verifier, client_cert })
+        Ok(Self {
+            verifier,
+            client_cert,
+        })
     }
 
     fn config(&self, requested: Arc<Mutex<bool>>) -> ClientConfig {
@@ -418,12 +486,10 @@ impl TlsSetup {
             .expect("ring supports TLS 1.2 and 1.3")
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Recorder { provider }));
-        let resolver = ClientCertRecorder { requested, cert: self.client_cert.clone().map(|(chain, key)| {
-            // Invariant: the key was parsed from PEM above; signing keys rustls cannot use
-            // are reported when the server asks for the certificate.
-            let key = provider_key(&key);
-            Arc::new(rustls::sign::CertifiedKey::new(chain, key))
-        }).flatten() };
+        let resolver = ClientCertRecorder {
+            requested,
+            cert: self.client_cert.clone(),
+        };
         let mut config = builder.with_client_cert_resolver(Arc::new(resolver));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         config
@@ -441,28 +507,21 @@ impl TlsSetup {
     }
 }
 
-fn provider_key(key: &PrivateKeyDer<'static>) -> Option<Arc<dyn rustls::sign::SigningKey>> {
-    rustls::crypto::ring::default_provider().key_provider.load_private_key(key.clone_key()).ok()
-}
-
-trait DisplayHint {
-    fn display_hint(&self) -> String;
-}
-
-impl DisplayHint for PathBuf {
-    fn display_hint(&self) -> String {
-        self.display().to_string()
-    }
-}
-
 fn read_pem_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, Error> {
     use rustls::pki_types::pem::PemObject;
-    let pem = std::fs::read(path).map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
     match certs {
         Ok(certs) if !certs.is_empty() => Ok(certs),
-        Ok(_) => Err(Error::new(ErrorKind::Certificate, format!("{}: no certificate in the file", path.display()))),
-        Err(e) => Err(Error::new(ErrorKind::Certificate, format!("{}: {e}", path.display()))),
+        Ok(_) => Err(Error::new(
+            ErrorKind::Certificate,
+            format!("{}: no certificate in the file", path.display()),
+        )),
+        Err(e) => Err(Error::new(
+            ErrorKind::Certificate,
+            format!("{}: {e}", path.display()),
+        )),
     }
 }
 
@@ -491,7 +550,12 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -500,11 +564,18 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -534,20 +605,28 @@ impl rustls::client::ResolvesClientCert for ClientCertRecorder {
 
 /// An established TLS connection, before HTTP.
 struct Connected {
-    stream: tokio_rustls::client::TlsStream<Tap<TcpStream>>,
+    stream: tokio_rustls::client::TlsStream<TcpStream>,
     peer_certificate: Vec<u8>,
     chain: Vec<CertificateDer<'static>>,
     alpn: Option<Vec<u8>>,
     client_cert_requested: Arc<Mutex<bool>>,
-    frames: Arc<Mutex<FrameLog>>,
 }
 
-async fn connect(tls: &TlsSetup, address: SocketAddr, sni: Option<&str>, timeout: Duration) -> Result<Connected, Error> {
+async fn connect(
+    tls: &TlsSetup,
+    address: SocketAddr,
+    sni: Option<&str>,
+    timeout: Duration,
+) -> Result<Connected, Error> {
     let requested = Arc::new(Mutex::new(false));
     let mut config = tls.config(requested.clone());
     let server_name = match sni {
-        Some(name) => ServerName::try_from(name.to_owned())
-            .map_err(|e| Error::new(ErrorKind::Invalid, format!("{name:?} is not a valid SNI: {e}")))?,
+        Some(name) => ServerName::try_from(name.to_owned()).map_err(|e| {
+            Error::new(
+                ErrorKind::Invalid,
+                format!("{name:?} is not a valid SNI: {e}"),
+            )
+        })?,
         None => {
             config.enable_sni = false;
             // Without SNI rustls still needs a name; it is not sent.
@@ -556,78 +635,118 @@ async fn connect(tls: &TlsSetup, address: SocketAddr, sni: Option<&str>, timeout
     };
     let connector = TlsConnector::from(Arc::new(config));
     let work = async {
-        let tcp = TcpStream::connect(address)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Connect, format!("cannot connect to {address}: {e}")))?;
-        let frames = Arc::new(Mutex::new(FrameLog::default()));
-        let stream = connector
-            .connect(server_name, Tap { inner: tcp, log: frames.clone() })
-            .await
-            .map_err(|e| Error::new(ErrorKind::Tls, format!("TLS handshake with {address} failed: {e}")))?;
-        Ok::<_, Error>((stream, frames))
+        let tcp = TcpStream::connect(address).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Connect,
+                format!("cannot connect to {address}: {e}"),
+            )
+        })?;
+        connector.connect(server_name, tcp).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Tls,
+                format!("TLS handshake with {address} failed: {e}"),
+            )
+        })
     };
-    let (stream, frames) = tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| Error::new(ErrorKind::Timeout, format!("connecting to {address} took longer than {timeout:?}")))??;
+    let stream = tokio::time::timeout(timeout, work).await.map_err(|_| {
+        Error::new(
+            ErrorKind::Timeout,
+            format!("connecting to {address} took longer than {timeout:?}"),
+        )
+    })??;
     let (_, session) = stream.get_ref();
-    let chain: Vec<CertificateDer<'static>> =
-        session.peer_certificates().map(|c| c.iter().map(|c| c.clone().into_owned()).collect()).unwrap_or_default();
-    let peer_certificate = chain
-        .first()
-        .map(|c| c.as_ref().to_vec())
-        .ok_or_else(|| Error::new(ErrorKind::Tls, format!("{address} presented no certificate")))?;
+    let chain: Vec<CertificateDer<'static>> = session
+        .peer_certificates()
+        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+        .unwrap_or_default();
+    let peer_certificate = chain.first().map(|c| c.as_ref().to_vec()).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Tls,
+            format!("{address} presented no certificate"),
+        )
+    })?;
     let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
-    Ok(Connected { stream, peer_certificate, chain, alpn, client_cert_requested: requested, frames })
+    Ok(Connected {
+        stream,
+        peer_certificate,
+        chain,
+        alpn,
+        client_cert_requested: requested,
+    })
 }
 
 fn summarise(der: &[u8], verified: Option<bool>) -> CertSummary {
-    use x509_parser_shim::subject_of;
-    let identities = Identities::from_der(der).ok();
+    let certificate = misdirect_certmatch::Certificate::from_der(der).ok();
     CertSummary {
-        subject: subject_of(der),
-        sha256: misdirect_certmatch::Certificate::from_der(der)
+        subject: certificate
+            .as_ref()
+            .map(|c| c.id().subject().to_owned())
+            .unwrap_or_default(),
+        sha256: certificate
+            .as_ref()
             .map(|c| c.id().fingerprint_hex())
             .unwrap_or_default(),
-        names: identities.map(|i| i.patterns().map(|p| p.to_string()).collect()).unwrap_or_default(),
+        names: certificate
+            .as_ref()
+            .map(|c| c.identities().patterns().map(|p| p.to_string()).collect())
+            .unwrap_or_default(),
         verified,
-    }
-}
-
-mod x509_parser_shim {
-    /// The certificate's subject as misdirect-certmatch reports it.
-    pub(super) fn subject_of(der: &[u8]) -> String {
-        misdirect_certmatch::Certificate::from_der(der).map(|c| c.id().subject().to_owned()).unwrap_or_default()
     }
 }
 
 /// HTTP over the shared connection: HTTP/2 when negotiated, else HTTP/1.1 (reconnecting
 /// with the same SNI when the server closes after a response).
 enum Session {
-    H2 { send: h2::client::SendRequest<Bytes>, frames: Arc<Mutex<FrameLog>>, timeout: Duration },
-    H1 { sender: Option<hyper::client::conn::http1::SendRequest<Empty<Bytes>>>, timeout: Duration },
+    H2 {
+        send: h2::client::SendRequest<Bytes>,
+        frames: Arc<Mutex<FrameLog>>,
+        timeout: Duration,
+    },
+    H1 {
+        sender: Option<hyper::client::conn::http1::SendRequest<Empty<Bytes>>>,
+        timeout: Duration,
+    },
 }
 
 impl Session {
     async fn start(conn: Connected, timeout: Duration) -> Result<Self, Error> {
         if conn.alpn.as_deref() == Some(b"h2") {
-            let frames = conn.frames.clone();
-            let handshake = h2::client::handshake(conn.stream);
+            let frames = Arc::new(Mutex::new(FrameLog::default()));
+            let tapped = Tap {
+                inner: conn.stream,
+                log: frames.clone(),
+            };
+            let handshake = h2::client::handshake(tapped);
             let (send, connection) = tokio::time::timeout(timeout, handshake)
                 .await
                 .map_err(|_| Error::new(ErrorKind::Timeout, "HTTP/2 handshake timed out"))?
-                .map_err(|e| Error::new(ErrorKind::Protocol, format!("HTTP/2 handshake failed: {e}")))?;
+                .map_err(|e| {
+                    Error::new(ErrorKind::Protocol, format!("HTTP/2 handshake failed: {e}"))
+                })?;
             tokio::spawn(async move {
                 let _ = connection.await;
             });
             let send = tokio::time::timeout(timeout, send.ready())
                 .await
                 .map_err(|_| Error::new(ErrorKind::Timeout, "HTTP/2 connection not ready in time"))?
-                .map_err(|e| Error::new(ErrorKind::Protocol, format!("HTTP/2 connection failed: {e}")))?;
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Protocol,
+                        format!("HTTP/2 connection failed: {e}"),
+                    )
+                })?;
             // Give the server's first frames (SETTINGS, an ORIGIN frame) a moment to arrive.
             tokio::time::sleep(Duration::from_millis(50)).await;
-            return Ok(Self::H2 { send, frames, timeout });
+            return Ok(Self::H2 {
+                send,
+                frames,
+                timeout,
+            });
         }
-        Ok(Self::H1 { sender: Some(h1_handshake(conn.stream, timeout).await?), timeout })
+        Ok(Self::H1 {
+            sender: Some(h1_handshake(conn.stream, timeout).await?),
+            timeout,
+        })
     }
 
     fn protocol(&self) -> &'static str {
@@ -654,7 +773,11 @@ impl Session {
         address: SocketAddr,
         sni: Option<&str>,
     ) -> Result<(u16, Option<String>), Error> {
-        let method = if head { http::Method::HEAD } else { http::Method::GET };
+        let method = if head {
+            http::Method::HEAD
+        } else {
+            http::Method::GET
+        };
         match self {
             Self::H2 { send, timeout, .. } => {
                 let uri = format!("https://{authority}{path}");
@@ -662,9 +785,17 @@ impl Session {
                     .method(method)
                     .uri(uri)
                     .header(http::header::ACCEPT, "application/problem+json, */*;q=0.1")
-                    .header(http::header::USER_AGENT, concat!("misdirect-probe/", env!("CARGO_PKG_VERSION")))
+                    .header(
+                        http::header::USER_AGENT,
+                        concat!("misdirect-probe/", env!("CARGO_PKG_VERSION")),
+                    )
                     .body(())
-                    .map_err(|e| Error::new(ErrorKind::Invalid, format!("bad request for {authority}: {e}")))?;
+                    .map_err(|e| {
+                        Error::new(
+                            ErrorKind::Invalid,
+                            format!("bad request for {authority}: {e}"),
+                        )
+                    })?;
                 let timeout = *timeout;
                 let work = async {
                     let mut ready = send.clone().ready().await.map_err(closed)?;
@@ -682,9 +813,12 @@ impl Session {
                     }
                     Ok::<_, Error>((status, reason_code(&bytes)))
                 };
-                tokio::time::timeout(timeout, work)
-                    .await
-                    .map_err(|_| Error::new(ErrorKind::Timeout, format!("no answer for {authority} within {timeout:?}")))?
+                tokio::time::timeout(timeout, work).await.map_err(|_| {
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!("no answer for {authority} within {timeout:?}"),
+                    )
+                })?
             }
             Self::H1 { sender, timeout } => {
                 let timeout = *timeout;
@@ -699,19 +833,35 @@ impl Session {
                     .uri(path)
                     .header(http::header::HOST, authority)
                     .header(http::header::ACCEPT, "application/problem+json, */*;q=0.1")
-                    .header(http::header::USER_AGENT, concat!("misdirect-probe/", env!("CARGO_PKG_VERSION")))
+                    .header(
+                        http::header::USER_AGENT,
+                        concat!("misdirect-probe/", env!("CARGO_PKG_VERSION")),
+                    )
                     .body(Empty::<Bytes>::new())
-                    .map_err(|e| Error::new(ErrorKind::Invalid, format!("bad request for {authority}: {e}")))?;
+                    .map_err(|e| {
+                        Error::new(
+                            ErrorKind::Invalid,
+                            format!("bad request for {authority}: {e}"),
+                        )
+                    })?;
                 let work = async {
                     s.ready().await.map_err(closed)?;
                     let response = s.send_request(request).await.map_err(closed)?;
                     let status = response.status().as_u16();
-                    let body = response.into_body().collect().await.map_err(closed)?.to_bytes();
+                    let body = response
+                        .into_body()
+                        .collect()
+                        .await
+                        .map_err(closed)?
+                        .to_bytes();
                     Ok::<_, Error>((status, reason_code(&body)))
                 };
-                tokio::time::timeout(timeout, work)
-                    .await
-                    .map_err(|_| Error::new(ErrorKind::Timeout, format!("no answer for {authority} within {timeout:?}")))?
+                tokio::time::timeout(timeout, work).await.map_err(|_| {
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!("no answer for {authority} within {timeout:?}"),
+                    )
+                })?
             }
         }
     }
@@ -722,14 +872,20 @@ fn closed(e: impl fmt::Display) -> Error {
 }
 
 async fn h1_handshake(
-    stream: tokio_rustls::client::TlsStream<Tap<TcpStream>>,
+    stream: tokio_rustls::client::TlsStream<TcpStream>,
     timeout: Duration,
 ) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, Error> {
     let io = hyper_util::rt::TokioIo::new(stream);
-    let (sender, connection) = tokio::time::timeout(timeout, hyper::client::conn::http1::handshake(io))
-        .await
-        .map_err(|_| Error::new(ErrorKind::Timeout, "HTTP/1.1 handshake timed out"))?
-        .map_err(|e| Error::new(ErrorKind::Protocol, format!("HTTP/1.1 handshake failed: {e}")))?;
+    let (sender, connection) =
+        tokio::time::timeout(timeout, hyper::client::conn::http1::handshake(io))
+            .await
+            .map_err(|_| Error::new(ErrorKind::Timeout, "HTTP/1.1 handshake timed out"))?
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Protocol,
+                    format!("HTTP/1.1 handshake failed: {e}"),
+                )
+            })?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -760,18 +916,34 @@ async fn fresh_check(
     let conn = match connect(tls, address, Some(name), options.timeout).await {
         Ok(conn) => conn,
         Err(e) => {
-            return FreshCheck { client_cert_requested: false, status: None, failure: Some(e.to_string()) };
+            return FreshCheck {
+                client_cert_requested: false,
+                status: None,
+                failure: Some(e.to_string()),
+            };
         }
     };
     let requested = conn.client_cert_requested.clone();
     let outcome = match Session::start(conn, options.timeout).await {
-        Ok(mut session) => session.request(authority, path, options.head, tls, address, Some(name)).await,
+        Ok(mut session) => {
+            session
+                .request(authority, path, options.head, tls, address, Some(name))
+                .await
+        }
         Err(e) => Err(e),
     };
     let client_cert_requested = requested.lock().map(|r| *r).unwrap_or(false);
     match outcome {
-        Ok((status, _)) => FreshCheck { client_cert_requested, status: Some(status), failure: None },
-        Err(e) => FreshCheck { client_cert_requested, status: None, failure: Some(e.to_string()) },
+        Ok((status, _)) => FreshCheck {
+            client_cert_requested,
+            status: Some(status),
+            failure: None,
+        },
+        Err(e) => FreshCheck {
+            client_cert_requested,
+            status: None,
+            failure: Some(e.to_string()),
+        },
     }
 }
 
@@ -792,7 +964,9 @@ impl FrameLog {
         }
         self.buf.extend_from_slice(bytes);
         while self.buf.len() >= 9 {
-            let len = usize::from(self.buf[0]) << 16 | usize::from(self.buf[1]) << 8 | usize::from(self.buf[2]);
+            let len = usize::from(self.buf[0]) << 16
+                | usize::from(self.buf[1]) << 8
+                | usize::from(self.buf[2]);
             if self.buf.len() < 9 + len {
                 break;
             }
@@ -800,7 +974,9 @@ impl FrameLog {
             if frame[3] == ORIGIN_FRAME_TYPE
                 && let Ok((decoded, _)) = OriginFrame::decode_frame(&frame)
             {
-                self.origins.get_or_insert_with(Vec::new).extend(decoded.into_origins());
+                self.origins
+                    .get_or_insert_with(Vec::new)
+                    .extend(decoded.into_origins());
             }
         }
         if self.buf.len() > 64 * 1024 {
@@ -810,24 +986,36 @@ impl FrameLog {
     }
 }
 
-/// Passes bytes through, showing the decrypted server-to-client stream to a [`FrameLog`].
-/// It sits under TLS, so it sees ciphertext: the log is fed from above instead (see
-/// `TapPlain`). Kept generic so the same type wraps TCP.
+/// Passes the decrypted stream through, showing the server's bytes to a [`FrameLog`].
 struct Tap<S> {
     inner: S,
     log: Arc<Mutex<FrameLog>>,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        let _ = &this.log;
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll
+            && let Ok(mut log) = this.log.lock()
+        {
+            log.feed(&buf.filled()[before..]);
+        }
+        poll
     }
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
@@ -837,5 +1025,194 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl ProbeReport {
+    /// The exit status: 3 when a request failed, 2 for violations (bypass, a name served
+    /// without certificate cover, a 421 for the connection's own name), 1 for hazards
+    /// (421 on a coalesced connection), else 0.
+    pub fn exit_code(&self) -> u8 {
+        let failed = self.results.iter().any(|r| r.verdict == Verdict::Failed);
+        match failed {
+            true => 3,
+            false => self.worst(),
+        }
+    }
+
+    /// A readable report.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "connected to {} with {}, over {}{}",
+            self.address,
+            self.sni
+                .as_deref()
+                .map_or("no SNI".to_owned(), |s| format!("SNI {s}")),
+            self.protocol,
+            if self.fell_back_to_http1 {
+                " (the server did not offer HTTP/2: HTTP/1.1 connections are not coalesced by browsers)"
+            } else {
+                ""
+            },
+        );
+        let verified = match self.certificate.verified {
+            Some(true) => "verified with --cacert",
+            Some(false) => "NOT valid for the SNI with --cacert",
+            None => "not verified (no --cacert)",
+        };
+        let _ = writeln!(
+            out,
+            "certificate: {} (sha256 {}), {verified}",
+            self.certificate.subject, self.certificate.sha256
+        );
+        let _ = writeln!(out, "  covers: {}", self.certificate.names.join(", "));
+        match &self.origin_frame {
+            Some(origins) => {
+                let _ = writeln!(out, "ORIGIN frame: {}", origins.join(", "));
+            }
+            None if self.protocol == "h2" => {
+                let _ = writeln!(out, "ORIGIN frame: none");
+            }
+            None => {}
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<40} {:<6} {:<18} meaning",
+            "name", "status", "verdict"
+        );
+        for r in &self.results {
+            let status = r.status.map_or("-".to_owned(), |s| s.to_string());
+            let mut meaning = r.verdict.explanation().to_owned();
+            if let Some(code) = &r.error {
+                let _ = write!(meaning, " [{code}]");
+            }
+            if let Some(fresh) = &r.fresh
+                && r.verdict == Verdict::Bypass
+            {
+                let _ = write!(
+                    meaning,
+                    "; fresh connection: client certificate requested, {}",
+                    fresh.status.map_or_else(
+                        || fresh.failure.clone().unwrap_or_default(),
+                        |s| format!("status {s}")
+                    )
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{:<40} {:<6} {:<18} {meaning}",
+                r.name,
+                status,
+                r.verdict.code()
+            );
+        }
+        let count = |v: u8| {
+            self.results
+                .iter()
+                .filter(|r| r.verdict.severity() == v)
+                .count()
+        };
+        let _ = writeln!(
+            out,
+            "\nsummary: {} fine, {} hazard(s), {} violation(s)",
+            count(0),
+            count(1),
+            count(2)
+        );
+        out
+    }
+
+    /// The JSON form (documented in `docs/probe.md`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "version": 1,
+            "address": self.address.to_string(),
+            "sni": self.sni,
+            "protocol": self.protocol,
+            "fell_back_to_http1": self.fell_back_to_http1,
+            "certificate": {
+                "subject": self.certificate.subject,
+                "sha256": self.certificate.sha256,
+                "names": self.certificate.names,
+                "verified": self.certificate.verified,
+            },
+            "origin_frame": self.origin_frame,
+            "results": self.results.iter().map(|r| serde_json::json!({
+                "name": r.name,
+                "source": r.source,
+                "covered": r.covered,
+                "status": r.status,
+                "reason": r.error,
+                "verdict": r.verdict.code(),
+                "fresh": r.fresh.as_ref().map(|f| serde_json::json!({
+                    "client_cert_requested": f.client_cert_requested,
+                    "status": f.status,
+                    "failure": f.failure,
+                })),
+            })).collect::<Vec<_>>(),
+            "exit_code": self.exit_code(),
+        })
+    }
+}
+
+/// Parses `--resolve`: `HOST:ADDR` (curl's form, without the port; the host must be the
+/// URL's) or `ADDR`, where ADDR is an IP address with or without a port. Without a port,
+/// the URL's port is used.
+pub fn parse_resolve(value: &str, url: &str) -> Result<SocketAddr, Error> {
+    let target = Target::parse(url)?;
+    let bad = || {
+        Error::new(
+            ErrorKind::Invalid,
+            format!(
+                "--resolve {value:?}: expected HOST:ADDR or ADDR (an IP address, optionally with :PORT)"
+            ),
+        )
+    };
+    let address = |text: &str| -> Option<SocketAddr> {
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Some(addr);
+        }
+        let ip = text.trim_start_matches('[').trim_end_matches(']');
+        ip.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, target.port))
+    };
+    if let Some(addr) = address(value) {
+        return Ok(addr);
+    }
+    // HOST:ADDR or HOST:PORT:ADDR (curl).
+    let (host, rest) = value.split_once(':').ok_or_else(bad)?;
+    let rest = match rest.split_once(':') {
+        Some((port, addr)) if port.parse::<u16>().is_ok() && !addr.is_empty() => {
+            let port: u16 = port.parse().map_err(|_| bad())?;
+            return match address(addr) {
+                Some(a) if host.eq_ignore_ascii_case(&target.host.to_string()) => {
+                    Ok(SocketAddr::new(a.ip(), port))
+                }
+                Some(_) => Err(Error::new(
+                    ErrorKind::Invalid,
+                    format!(
+                        "--resolve names {host}, but the URL's host is {}",
+                        target.host
+                    ),
+                )),
+                None => Err(bad()),
+            };
+        }
+        _ => rest,
+    };
+    match address(rest) {
+        Some(_) if !host.eq_ignore_ascii_case(&target.host.to_string()) => Err(Error::new(
+            ErrorKind::Invalid,
+            format!(
+                "--resolve names {host}, but the URL's host is {}",
+                target.host
+            ),
+        )),
+        Some(addr) => Ok(addr),
+        None => Err(bad()),
     }
 }

@@ -33,6 +33,8 @@ pub(crate) struct LoadedVhost {
     pub(crate) tls: Arc<ServerConfig>,
     /// What its end-entity certificate covers.
     pub(crate) identities: Identities,
+    /// Its end-entity certificate's subject and SHA-256 fingerprint, for reports.
+    pub(crate) cert_id: misdirect_certmatch::CertId,
     /// Which trust-anchor set verifies its client certificates: virtual hosts whose CA
     /// bundles are byte-for-byte equal share a number.
     pub(crate) anchors: Option<u32>,
@@ -124,6 +126,9 @@ fn load_vhost(
             vhost.cert.label()
         ))
     })?;
+    let cert_id = misdirect_certmatch::Certificate::from_der(&chain[0])
+        .map(|c| c.id().clone())
+        .map_err(|err| cert_error(format!("cert {}: {err}", vhost.cert.label())))?;
     for pattern in &vhost.patterns {
         let probe = pattern.as_str().replace('*', "x");
         if let Ok(host) = probe.parse::<Host>()
@@ -210,6 +215,7 @@ fn load_vhost(
         config: vhost.clone(),
         tls: Arc::new(tls),
         identities,
+        cert_id,
         anchors,
     })
 }
