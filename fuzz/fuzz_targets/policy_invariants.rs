@@ -1,0 +1,7 @@
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use misdirect_fuzz::policy::Input;
+
+// Serve ⇒ the certificate covers the host and the client-certificate rule holds; Strict
+// serves ⊆ Secure serves ⊆ CertOnly serves; warn_only reports the same reason.
+fuzz_target!(|input: Input| input.check());

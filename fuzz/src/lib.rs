@@ -1,0 +1,3 @@
+//! Shared `Arbitrary` inputs and models for the fuzz targets.
+
+pub mod policy;
