@@ -346,7 +346,7 @@ impl Table {
                 if let Some(slot) = self.find(KeyKind::Exact, name.as_bytes()) {
                     return Some((slot.entry, KeyKind::Exact));
                 }
-                self.wildcard_for(name.parent()?.as_bytes())
+                self.wildcard_for(parent_bytes(name.as_bytes())?)
                     .map(|entry| (entry, KeyKind::Wildcard))
             }
             None => {
@@ -363,9 +363,8 @@ impl Table {
                 exact: self
                     .find(KeyKind::Exact, name.as_bytes())
                     .map(|slot| slot.entry),
-                wildcard: name
-                    .parent()
-                    .and_then(|parent| self.wildcard_for(parent.as_bytes())),
+                wildcard: parent_bytes(name.as_bytes())
+                    .and_then(|parent| self.wildcard_for(parent)),
             },
             None => Hits {
                 exact: self.find_ip(host).map(|(_, entry)| entry),
@@ -399,6 +398,14 @@ impl Table {
             .filter(|slot| slot.entry != EMPTY)
             .map(|slot| self.key_ref(slot))
     }
+}
+
+/// The name without its left-most label (what `HostName::parent` gives), taken from the
+/// bytes so that the hot path does not re-check UTF-8.
+#[inline]
+fn parent_bytes(name: &[u8]) -> Option<&[u8]> {
+    let dot = name.iter().position(|&b| b == b'.')?;
+    Some(&name[dot + 1..])
 }
 
 fn tag_of(hash: u64) -> u16 {
