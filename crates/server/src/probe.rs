@@ -37,6 +37,7 @@ use crate::error::{Error, ErrorKind};
 pub const PROBE_LABEL: &str = "misdirect-probe";
 
 /// What the probe should do.
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct ProbeOptions {
     /// The `https://host[:port][/path]` URL to probe.
@@ -153,6 +154,7 @@ impl fmt::Display for Verdict {
 }
 
 /// The probe's result for one name.
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct NameResult {
     /// The name tried.
@@ -173,6 +175,7 @@ pub struct NameResult {
 }
 
 /// A fresh connection made for one name, to see what it demands.
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct FreshCheck {
     /// The server sent a CertificateRequest.
@@ -184,6 +187,7 @@ pub struct FreshCheck {
 }
 
 /// The certificate the server presented.
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct CertSummary {
     /// Its subject.
@@ -198,6 +202,7 @@ pub struct CertSummary {
 }
 
 /// Everything the probe found.
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct ProbeReport {
     /// The address connected to.

@@ -1,0 +1,278 @@
+//! `misdirect check`: each hazard produces exactly its findings, in text and JSON.
+
+use std::collections::BTreeMap;
+
+use misdirect_server::Config;
+use misdirect_server::check::check;
+use serde_json::Value;
+
+use crate::support::{Ca, scratch_dir};
+
+/// A directory with certificates: `ab` (a.test, b.test), `abold` (a.test, b.test,
+/// old.test), `c` (c.test), `wild` (*.x.test), and a client CA.
+struct Dir {
+    path: std::path::PathBuf,
+}
+
+impl Dir {
+    fn new(label: &str) -> Self {
+        let path = scratch_dir(label);
+        let ca = Ca::new("check CA");
+        ca.server_cert(&path, "ab", &["a.test", "b.test"]);
+        ca.server_cert(&path, "abold", &["a.test", "b.test", "old.test"]);
+        ca.server_cert(&path, "c", &["c.test"]);
+        ca.server_cert(&path, "wild", &["*.x.test"]);
+        ca.write_ca(&path, "client-ca");
+        Self { path }
+    }
+
+    fn config(&self, text: &str) -> Config {
+        let file = self.path.join("misdirect.toml");
+        std::fs::write(&file, text).unwrap();
+        Config::from_file(&file).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+fn listener(policy: &str, extra: &str) -> String {
+    format!(
+        "[[listener]]\naddr = \"127.0.0.1:8443\"\npolicy = \"{policy}\"\ndefault_vhost = \"a.test\"\n{extra}\n"
+    )
+}
+
+fn vhost(name: &str, cert: &str, extra: &str) -> String {
+    format!("[[vhost]]\nname = \"{name}\"\ncert = \"{cert}.pem\"\nkey = \"{cert}.key\"\n{extra}\n")
+}
+
+/// code → count, from the JSON report.
+fn codes(json: &Value) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for listener in json["listeners"].as_array().unwrap() {
+        for f in listener["findings"].as_array().unwrap() {
+            *out.entry(f["code"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    out
+}
+
+fn map(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+#[test]
+fn clean_shared_certificate() {
+    let dir = Dir::new("check-clean");
+    let config = dir.config(
+        &(listener("secure", "") + &vhost("a.test", "ab", "") + &vhost("b.test", "ab", "")),
+    );
+    let report = check(&config).unwrap();
+    let json = report.to_json();
+    assert_eq!(
+        codes(&json),
+        map(&[("coalescing", 1), ("shared-certificate", 1)])
+    );
+    assert_eq!(json["summary"]["errors"], 0);
+    assert_eq!(report.exit_code(true), 0);
+    let text = report.to_text();
+    assert!(text.contains("a.test → b.test"), "{text}");
+    assert!(
+        text.contains("summary: 0 error(s), 0 warning(s), 2 info"),
+        "{text}"
+    );
+}
+
+#[test]
+fn covered_but_not_served() {
+    let dir = Dir::new("check-covered");
+    let config = dir.config(
+        &(listener("secure", "") + &vhost("a.test", "abold", "") + &vhost("b.test", "abold", "")),
+    );
+    let report = check(&config).unwrap();
+    let json = report.to_json();
+    assert_eq!(
+        codes(&json),
+        map(&[
+            ("coalescing", 1),
+            ("covered-not-served", 1),
+            ("shared-certificate", 1)
+        ])
+    );
+    let finding = &json["listeners"][0]["findings"][0];
+    assert_eq!(finding["severity"], "warning");
+    assert_eq!(finding["names"], serde_json::json!(["old.test"]));
+    assert_eq!(
+        finding["certificate"]["subject"],
+        "CN=rcgen self signed cert"
+    );
+    assert_eq!(finding["certificate"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(report.exit_code(false), 0);
+    assert_eq!(report.exit_code(true), 1);
+    assert!(report.to_text().contains("fix: serve these names"));
+}
+
+#[test]
+fn name_no_certificate_covers() {
+    let dir = Dir::new("check-uncovered");
+    let config = dir
+        .config(&(listener("secure", "") + &vhost("a.test", "ab", "") + &vhost("d.test", "c", "")));
+    let report = check(&config).unwrap();
+    let json = report.to_json();
+    // b.test (on the a/b certificate) and c.test are covered but not served; d.test is
+    // served but not covered.
+    assert_eq!(
+        codes(&json),
+        map(&[("covered-not-served", 2), ("served-not-covered", 1)])
+    );
+    assert_eq!(json["summary"]["errors"], 1);
+    assert_eq!(report.exit_code(false), 2);
+}
+
+#[test]
+fn own_certificate_does_not_cover() {
+    let dir = Dir::new("check-own");
+    // c.test is served with the a/b certificate while another certificate covers it.
+    let config = dir.config(
+        &(listener("secure", "")
+            + &vhost("a.test", "ab", "")
+            + &vhost("c.test", "ab", "aliases = []")
+            + &vhost("x.c.test", "c", "")),
+    );
+    let report = check(&config).unwrap();
+    let codes = codes(&report.to_json());
+    assert_eq!(codes.get("name-not-covered"), Some(&1), "{codes:?}");
+    assert_eq!(report.exit_code(false), 2);
+}
+
+#[test]
+fn client_auth_on_a_shared_certificate() {
+    let dir = Dir::new("check-client-auth");
+    let config = dir.config(
+        &(listener("secure", "")
+            + &vhost("a.test", "ab", "")
+            + &vhost(
+                "b.test",
+                "ab",
+                "client_auth = { ca = \"client-ca.pem\", required = true }",
+            )),
+    );
+    let report = check(&config).unwrap();
+    let json = report.to_json();
+    assert_eq!(
+        codes(&json),
+        map(&[
+            ("coalescing", 1),
+            ("shared-cert-different-tls", 1),
+            ("shared-certificate", 1)
+        ])
+    );
+    let warning = &json["listeners"][0]["findings"][0];
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap()
+            .contains("client-cert-required"),
+        "{warning}"
+    );
+    assert_eq!(warning["vhosts"], serde_json::json!(["a.test", "b.test"]));
+    // The floor holds: no bypass finding, even with warn_only and cert-only.
+    for (policy, warn) in [
+        ("cert-only", "warn_only = true"),
+        ("strict", "warn_only = true"),
+        ("secure", ""),
+    ] {
+        let config = dir.config(
+            &(listener(policy, warn)
+                + &vhost("a.test", "ab", "")
+                + &vhost(
+                    "b.test",
+                    "ab",
+                    "client_auth = { ca = \"client-ca.pem\", required = true }",
+                )),
+        );
+        let codes = codes(&check(&config).unwrap().to_json());
+        assert!(
+            !codes.contains_key("client-cert-bypass"),
+            "{policy}: {codes:?}"
+        );
+    }
+}
+
+#[test]
+fn strict_on_shared_certificates() {
+    let dir = Dir::new("check-strict");
+    let config = dir.config(
+        &(listener("strict", "") + &vhost("a.test", "ab", "") + &vhost("b.test", "ab", "")),
+    );
+    let report = check(&config).unwrap();
+    assert_eq!(
+        codes(&report.to_json()),
+        map(&[("shared-certificate", 1), ("strict-with-shared-cert", 2)])
+    );
+    assert_eq!(report.exit_code(true), 1);
+}
+
+#[test]
+fn wildcard_partly_served_and_port_mapping() {
+    let dir = Dir::new("check-wild");
+    let text = listener("secure", "public_ports = [443]").replace("a.test", "www.x.test")
+        + &vhost("www.x.test", "wild", "");
+    let report = check(&dir.config(&text)).unwrap();
+    let json = report.to_json();
+    assert_eq!(
+        codes(&json),
+        map(&[("listen-port-not-public", 1), ("wildcard-partly-served", 1)])
+    );
+    assert_eq!(
+        json["listeners"][0]["public_ports"],
+        serde_json::json!([443])
+    );
+}
+
+#[test]
+fn duplicate_names_fail_to_load() {
+    let dir = Dir::new("check-duplicate");
+    let file = dir.path.join("dup.toml");
+    std::fs::write(
+        &file,
+        listener("secure", "")
+            + &vhost("a.test", "ab", "")
+            + &vhost("b.test", "ab", "aliases = [\"a.test\"]"),
+    )
+    .unwrap();
+    let err = Config::from_file(&file)
+        .and_then(|c| check(&c))
+        .unwrap_err();
+    assert!(err.to_string().contains("a.test"), "{err}");
+    assert!(err.to_string().contains("dup.toml"), "{err}");
+}
+
+/// The binary: exit statuses and both formats.
+#[test]
+fn command_line() {
+    let dir = Dir::new("check-cli");
+    let file = dir.path.join("cli.toml");
+    std::fs::write(
+        &file,
+        listener("secure", "") + &vhost("a.test", "abold", "") + &vhost("b.test", "abold", ""),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_misdirect");
+    let run = |args: &[&str]| std::process::Command::new(bin).args(args).output().unwrap();
+    let text = run(&["check", "--config", file.to_str().unwrap()]);
+    assert_eq!(text.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&text.stdout).contains("covered-not-served"));
+    let strict = run(&[
+        "check",
+        "--config",
+        file.to_str().unwrap(),
+        "--deny-warnings",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(strict.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&strict.stdout).unwrap();
+    assert_eq!(json["version"], 1);
+    let missing = run(&["check", "--config", "/nonexistent/misdirect.toml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/misdirect.toml"));
+}
