@@ -2,6 +2,8 @@ use core::fmt;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
+// Fingerprints use `sha2`: a small, widely used pure-Rust SHA-256 that the default build can
+// carry without the `rustls` feature (which is what brings ring in).
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
