@@ -136,8 +136,8 @@ fn check(args: CheckArgs) -> ExitCode {
     match report {
         Ok(report) => {
             match args.format {
-                Format::Text => print!("{}", report.to_text()),
-                Format::Json => println!("{:#}", report.to_json()),
+                Format::Text => emit(&report.to_text()),
+                Format::Json => emit(&format!("{:#}\n", report.to_json())),
             }
             ExitCode::from(report.exit_code(args.deny_warnings))
         }
@@ -186,8 +186,8 @@ fn probe(args: ProbeArgs) -> ExitCode {
     match runtime.block_on(probe(&options)) {
         Ok(report) => {
             match args.format {
-                Format::Text => print!("{}", report.to_text()),
-                Format::Json => println!("{:#}", report.to_json()),
+                Format::Text => emit(&report.to_text()),
+                Format::Json => emit(&format!("{:#}\n", report.to_json())),
             }
             ExitCode::from(report.exit_code())
         }
@@ -233,6 +233,13 @@ fn serve(args: ServeArgs) -> ExitCode {
         server.run(shutdown_signal()).await;
         ExitCode::SUCCESS
     })
+}
+
+/// Writes a report to standard output; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 fn fail(err: &misdirect_server::Error) -> ExitCode {
