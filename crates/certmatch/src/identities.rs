@@ -1,4 +1,5 @@
 use core::fmt;
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use misdirect_authority::{Host, Origin};
@@ -163,21 +164,25 @@ impl Identities {
         Ok(Self::from_x509(&cert, legacy_cn))
     }
 
-    /// Identities from patterns given directly (configuration, tests). Duplicates are
-    /// kept once.
+    /// Identities from patterns given directly (configuration, tests). Duplicates (after
+    /// case folding) are kept once, in first-seen order.
     ///
     /// ```
     /// use misdirect_certmatch::{Identities, Source};
     ///
     /// let ids = Identities::from_patterns(["a.example".parse()?, "A.example".parse()?]);
-    /// assert_eq!(ids.dns_names().len(), 2);
+    /// assert_eq!(ids.dns_names().len(), 1);
     /// assert_eq!(ids.source(), Source::SubjectAltName);
     /// # Ok::<(), misdirect_certmatch::Error>(())
     /// ```
     pub fn from_patterns(patterns: impl IntoIterator<Item = Pattern>) -> Self {
         let mut dns = Vec::new();
         let mut ips = Vec::new();
+        let mut seen = HashSet::new();
         for pattern in patterns {
+            if !seen.insert(pattern.clone()) {
+                continue;
+            }
             match pattern {
                 Pattern::Dns(name) => dns.push(name),
                 Pattern::Ip(ip) => ips.push(ip),
