@@ -1221,3 +1221,74 @@ pub fn parse_resolve(value: &str, url: &str) -> Result<SocketAddr, Error> {
         None => Err(bad()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ORIGIN frames are found in the server's byte stream however it is split, after
+    /// other frames, and only on stream 0.
+    #[test]
+    fn frame_log_finds_origin_frames() {
+        let settings = [0u8, 0, 6, 0x4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100];
+        let origin = OriginFrame::from_origins(["https://b.example", "https://c.example:8443"])
+            .unwrap()
+            .to_frame();
+        let mut on_stream_1 = origin.to_vec();
+        on_stream_1[8] = 1;
+        let mut stream = settings.to_vec();
+        stream.extend_from_slice(&on_stream_1);
+        stream.extend_from_slice(&origin);
+        for split in [1, 2, 5, 9, 17, stream.len()] {
+            let mut log = FrameLog::default();
+            for chunk in stream.chunks(split) {
+                log.feed(chunk);
+            }
+            assert_eq!(
+                log.origins.as_deref(),
+                Some(
+                    &[
+                        "https://b.example".to_owned(),
+                        "https://c.example:8443".to_owned()
+                    ][..]
+                ),
+                "split {split}"
+            );
+        }
+        let mut log = FrameLog::default();
+        log.feed(&settings);
+        assert_eq!(log.origins, None);
+    }
+
+    #[test]
+    fn urls() {
+        let t = Target::parse("https://A.example:8443/x?y").unwrap();
+        assert_eq!(
+            (t.host.to_string().as_str(), t.port, t.path.as_str()),
+            ("a.example", 8443, "/x?y")
+        );
+        let t = Target::parse("HTTPS://[::1]").unwrap();
+        assert_eq!((t.port, t.path.as_str()), (443, "/"));
+        for bad in [
+            "http://a.example",
+            "a.example",
+            "https://user@a.example",
+            "https://a b",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reason_codes_from_bodies() {
+        assert_eq!(
+            reason_code(br#"{"type":"about:blank","code":"unknown-host"}"#).as_deref(),
+            Some("unknown-host")
+        );
+        assert_eq!(
+            reason_code(br#"{"error":"Misdirected Request","reason":"no-sni"}"#).as_deref(),
+            Some("no-sni")
+        );
+        assert_eq!(reason_code(b"<html>421</html>"), None);
+    }
+}
