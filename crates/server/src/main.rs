@@ -54,7 +54,7 @@ struct CheckArgs {
 
 #[derive(Debug, clap::Args)]
 struct ProbeArgs {
-    /// The server to probe, e.g. https://www.example.com or https://a.localhost:8443/.
+    /// The server to probe, e.g. `https://www.example.com` or `https://a.localhost:8443/`.
     url: String,
     /// Send this SNI instead of the URL's host.
     #[arg(long, conflicts_with = "no_sni")]
