@@ -215,7 +215,7 @@ impl<T> HostIndex<T> {
         self.values.is_empty()
     }
 
-    /// Every entry with its pattern, in no particular order.
+    /// Every entry with its pattern, in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (PatternRef<'_>, &T)> + '_ {
         self.table
             .keys()

@@ -54,6 +54,8 @@ const KIND_MASK: u8 = 0b0000_0011;
 /// found and iteration shows them) but never matched.
 const BLOCKED: u8 = 0b1000_0000;
 const EMPTY: u32 = u32::MAX;
+/// At most 2^31 keys, so the table (twice as many slots) has slot positions below 2^32.
+const MAX_KEYS: usize = 1 << 31;
 
 #[derive(Clone, Copy, Debug)]
 struct Slot {
@@ -184,7 +186,7 @@ impl TableBuilder {
             self.arena.truncate(start);
             return Err(Error::new(ErrorKind::IndexTooLarge));
         };
-        if self.pending.len() >= (EMPTY as usize) - 1 || start32.checked_add(len as u32).is_none() {
+        if self.pending.len() >= MAX_KEYS || start32.checked_add(len as u32).is_none() {
             self.arena.truncate(start);
             return Err(Error::new(ErrorKind::IndexTooLarge));
         }
@@ -206,7 +208,7 @@ impl TableBuilder {
             slots: vec![VACANT; capacity].into_boxed_slice(),
             mask: capacity - 1,
             state: RandomState::default(),
-            len: 0,
+            order: Vec::with_capacity(pending.len()),
         };
         for (entry, key) in pending.iter().enumerate() {
             let kind = KeyKind::from_code(key.flags);
@@ -228,7 +230,8 @@ impl TableBuilder {
                         flags: key.flags,
                         tag,
                     };
-                    table.len += 1;
+                    // Invariant: MAX_KEYS keeps the capacity, and so `pos`, below 2^32.
+                    table.order.push(pos as u32);
                     break;
                 }
                 if slot.tag == tag
@@ -250,6 +253,7 @@ impl TableBuilder {
                 pos = (pos + 1) & table.mask;
             }
         }
+        table.order.shrink_to_fit();
         Ok(table)
     }
 }
@@ -261,14 +265,15 @@ pub(crate) struct Table {
     slots: Box<[Slot]>,
     mask: usize,
     state: RandomState,
-    /// Distinct keys in the table.
-    len: usize,
+    /// Slot position of each stored key, in insertion order (duplicates dropped under
+    /// `KeepFirst` have none), so iteration does not depend on the hash seed.
+    order: Vec<u32>,
 }
 
 impl core::fmt::Debug for Table {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Table")
-            .field("keys", &self.len)
+            .field("keys", &self.order.len())
             .field("slots", &self.slots.len())
             .field("arena_bytes", &self.arena.len())
             .finish()
@@ -290,9 +295,11 @@ impl Table {
             .expect("an empty table builds")
     }
 
-    /// Heap bytes held: arena plus slots.
+    /// Heap bytes held: arena, slots and the insertion order.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.arena.capacity() + self.slots.len() * core::mem::size_of::<Slot>()
+        self.arena.capacity()
+            + self.slots.len() * core::mem::size_of::<Slot>()
+            + self.order.capacity() * core::mem::size_of::<u32>()
     }
 
     fn hash(&self, kind: KeyKind, bytes: &[u8]) -> u64 {
@@ -391,12 +398,11 @@ impl Table {
         }
     }
 
-    /// Every key, in table order.
+    /// Every key, in insertion order.
     pub(crate) fn keys(&self) -> impl Iterator<Item = KeyRef<'_>> + '_ {
-        self.slots
+        self.order
             .iter()
-            .filter(|slot| slot.entry != EMPTY)
-            .map(|slot| self.key_ref(slot))
+            .map(|&pos| self.key_ref(&self.slots[pos as usize]))
     }
 }
 
