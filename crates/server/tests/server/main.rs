@@ -7,4 +7,5 @@ mod configs;
 mod embedded;
 mod fixtures;
 mod matrix;
+mod requirements;
 mod support;

@@ -165,6 +165,7 @@ pub struct Client {
     pub cert: Option<ClientId>,
     pub proto: Proto,
     pub tls13_only: bool,
+    pub tls12_only: bool,
     pub sessions: Option<Arc<dyn ClientSessionStore>>,
     /// Accept any server certificate (to send an SNI the certificate does not cover).
     pub insecure: bool,
@@ -182,6 +183,7 @@ impl Client {
             cert: None,
             proto,
             tls13_only: false,
+            tls12_only: false,
             sessions: None,
             insecure: false,
             config: Arc::default(),
@@ -209,6 +211,8 @@ impl Client {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let versions: &[&rustls::SupportedProtocolVersion] = if self.tls13_only {
             &[&rustls::version::TLS13]
+        } else if self.tls12_only {
+            &[&rustls::version::TLS12]
         } else {
             rustls::DEFAULT_VERSIONS
         };
