@@ -54,7 +54,8 @@ impl ConnectionContext {
     }
 
     /// Records the virtual host whose certificate was presented (chosen from the SNI, or
-    /// the default virtual host).
+    /// the default virtual host). Without it, the policy assumes the certificate of the
+    /// SNI's virtual host, else the default virtual host's — what a server presents.
     pub fn presented(mut self, vhost: VhostId) -> Self {
         self.presented = Some(vhost);
         self
@@ -216,13 +217,7 @@ impl Decision {
 /// ```
 pub fn decide(vhosts: &VirtualHosts, conn: &ConnectionContext, target: &RequestTarget) -> Decision {
     let host = target.host();
-    let vhost = match vhosts.lookup(host) {
-        Some(v) => Some(v),
-        None => match vhosts.unknown_host() {
-            UnknownHost::Default(v) => Some(v),
-            _ => None,
-        },
-    };
+    let vhost = vhosts.resolve(host);
 
     // (a) scheme and port.
     let mut first = listener_failure(vhosts, target);

@@ -21,7 +21,9 @@ use crate::vhost::{VhostId, VirtualHosts};
 ///
 /// The server inserts the connection's [`ConnectionContext`] into each request's
 /// extensions (once per connection, cloned per request). A request without one is decided
-/// with an empty context — no certificate, no SNI — which fails closed with a 421.
+/// with an empty context — no SNI, no client certificate, and the default virtual host's
+/// certificate — so a misconfigured server fails closed wherever client certificates or
+/// certificate cover matter.
 ///
 /// - Served requests reach the inner service with a [`ServedBy`] extension naming the
 ///   virtual host (and the `warn_only` warning, if any).
@@ -173,7 +175,7 @@ fn log_refusal<B>(
     reason: Reason,
 ) {
     let name = |id: Option<VhostId>| id.and_then(|v| vhosts.get(v)).map(|v| v.name().to_owned());
-    let target_vhost = target.and_then(|t| vhosts.lookup(t.host()));
+    let target_vhost = target.and_then(|t| vhosts.resolve(t.host()));
     let authority = match target {
         Some(t) => t.authority().to_string(),
         None => request

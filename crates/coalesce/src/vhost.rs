@@ -308,6 +308,16 @@ impl VirtualHosts {
         self.index.lookup(host).copied()
     }
 
+    /// The virtual host that answers a request for `host`: the one serving it, else the
+    /// default virtual host when unknown hosts go there ([`UnknownHost::Default`]).
+    pub fn resolve(&self, host: &Host) -> Option<VhostId> {
+        match (self.lookup(host), self.unknown_host) {
+            (Some(v), _) => Some(v),
+            (None, UnknownHost::Default(v)) => Some(v),
+            (None, _) => None,
+        }
+    }
+
     /// The virtual host with this id.
     pub fn get(&self, id: VhostId) -> Option<&VirtualHost> {
         self.hosts.get(id.index())

@@ -414,3 +414,37 @@ fn duplicate_names_are_refused() {
         "a.test is served by two virtual hosts: \"first\" and \"second\""
     );
 }
+
+/// A server that records only the SNI gets the SNI's virtual host's certificate assumed (and
+/// the default virtual host's without SNI), as it would present them.
+#[test]
+fn certificate_follows_the_sni_when_presented_is_not_recorded() {
+    let vhosts = table(SECURE);
+    let to = |authority: &str| {
+        RequestTarget::from_h2(Some(authority.as_bytes()), std::iter::empty()).unwrap()
+    };
+    let sni_only = ConnectionContext::new().sni(HostName::from_sni(b"c.test").unwrap());
+    assert!(matches!(
+        decide(&vhosts, &sni_only, &to("c.test")),
+        Decision::Serve { .. }
+    ));
+    assert_eq!(
+        decide(&vhosts, &sni_only, &to("a.test")),
+        Decision::Misdirected(R::CertificateDoesNotCover)
+    );
+    let nothing = ConnectionContext::new();
+    assert!(matches!(
+        decide(&vhosts, &nothing, &to("b.test")),
+        Decision::Serve { .. }
+    ));
+    assert_eq!(
+        decide(&vhosts, &nothing, &to("c.test")),
+        Decision::Misdirected(R::CertificateDoesNotCover)
+    );
+    assert_eq!(vhosts.resolve(&"unknown.test".parse().unwrap()), None);
+    assert!(
+        table(DEFAULT_A)
+            .resolve(&"unknown.test".parse().unwrap())
+            .is_some()
+    );
+}
