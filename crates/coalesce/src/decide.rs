@@ -123,11 +123,13 @@ impl ConnectionContext {
             .or(vhosts.default_vhost())
     }
 
+    /// The presented certificate's identities: as recorded, else those of the
+    /// [`connection_vhost`](Self::connection_vhost)'s certificate.
     fn identities<'a>(&'a self, vhosts: &'a VirtualHosts) -> Option<&'a Identities> {
         match &self.certificate {
             Some(ids) => Some(ids),
             None => self
-                .presented
+                .connection_vhost(vhosts)
                 .and_then(|v| vhosts.get(v))
                 .map(|v| &**v.certificate()),
         }

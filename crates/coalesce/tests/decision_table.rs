@@ -424,10 +424,8 @@ fn certificate_follows_the_sni_when_presented_is_not_recorded() {
         RequestTarget::from_h2(Some(authority.as_bytes()), std::iter::empty()).unwrap()
     };
     let sni_only = ConnectionContext::new().sni(HostName::from_sni(b"c.test").unwrap());
-    assert!(matches!(
-        decide(&vhosts, &sni_only, &to("c.test")),
-        Decision::Serve { .. }
-    ));
+    let d = decide(&vhosts, &sni_only, &to("c.test"));
+    assert!(matches!(d, Decision::Serve { .. }), "{d:?}");
     assert_eq!(
         decide(&vhosts, &sni_only, &to("a.test")),
         Decision::Misdirected(R::CertificateDoesNotCover)
