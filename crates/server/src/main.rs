@@ -228,7 +228,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             Err(err) => return fail(&err),
         };
         if let (Some(embedded), Some(addr)) = (&embedded, server.local_addrs().first()) {
-            println!("{}", embedded.instructions(*addr));
+            emit(&format!("{}\n", embedded.instructions(*addr)));
         }
         server.run(shutdown_signal()).await;
         ExitCode::SUCCESS

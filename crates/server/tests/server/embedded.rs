@@ -86,10 +86,11 @@ async fn embedded_default_answers_as_printed() {
                 let curl = lines.next().unwrap().unwrap();
                 examples.push((line, curl));
                 if examples.len() == 5 {
-                    break;
+                    let _ = tx.send(std::mem::take(&mut examples));
                 }
             }
         }
+        // Keep draining to EOF: closing the pipe early would make the server's writes fail.
         let _ = tx.send(examples);
     });
     let examples = rx.recv_timeout(Duration::from_secs(30));
