@@ -307,6 +307,14 @@ fn refusals_are_logged_at_warn_with_reason_sni_authority_and_vhosts() {
     let inner = Inner::default();
     let capture = Capture::default();
     let events = capture.events.clone();
+    // Hit the event's callsite once before the capturing subscriber exists: tracing caches
+    // each callsite's interest when first hit, and a first hit racing with the subscriber's
+    // registration (tests run in parallel) could cache "never".
+    let warm_up = h2(
+        "admin.example.test",
+        www_connection(&site, TlsVersion::Tls13),
+    );
+    call(&site, &inner, warm_up.body(()).unwrap());
     tracing::subscriber::with_default(capture, || {
         let ok = h2("api.example.test", www_connection(&site, TlsVersion::Tls13));
         assert_eq!(
