@@ -374,15 +374,8 @@ pub(crate) fn parse_reg_name(input: &[u8]) -> Result<(Host, usize), AuthorityErr
             return Ok((Host::Ipv4(v4), end));
         }
     }
-    let mut buf = [0u8; INLINE_CAP];
     let mut labels = Labels::default();
-    // The first INLINE_CAP bytes are also written, lowercased, into the inline buffer;
-    // a longer name is checked by the second loop and copied to the heap after.
-    let inline_end = input.len().min(INLINE_CAP);
-    let mut i = scan::<true>(input, 0, inline_end, &mut labels, &mut buf)?;
-    if i == inline_end && i < input.len() {
-        i = scan::<false>(input, i, input.len(), &mut labels, &mut buf)?;
-    }
+    let i = scan(input, &mut labels)?;
     let Labels {
         start: label_start,
         prev_start: prev_label_start,
@@ -416,11 +409,16 @@ pub(crate) fn parse_reg_name(input: &[u8]) -> Result<(Host, usize), AuthorityErr
         };
     }
     let host_name = match name_len <= INLINE_CAP {
-        true => HostName(Repr::Inline {
-            // Invariant: name_len <= INLINE_CAP < 256.
-            len: name_len as u8,
-            bytes: buf,
-        }),
+        true => {
+            let mut bytes = [0u8; INLINE_CAP];
+            bytes[..name_len].copy_from_slice(name);
+            lowercase_all(&mut bytes);
+            HostName(Repr::Inline {
+                // Invariant: name_len <= INLINE_CAP < 256.
+                len: name_len as u8,
+                bytes,
+            })
+        }
         false => HostName::from_validated(name),
     };
     Ok((Host::Name(host_name), end))
@@ -433,27 +431,26 @@ struct Labels {
     prev_start: usize,
 }
 
-/// Checks `input[from..to]` as host-name bytes, stopping at `:`; returns where it stopped.
-/// With `WRITE`, also stores each byte lowercased at the same index of `buf` (callers pass
-/// `to <= INLINE_CAP`).
+/// Checks host-name bytes from the start of `input`, stopping at `:`; returns where it
+/// stopped. Labels are checked as they end; the last one is left to the caller.
 #[inline(always)]
-fn scan<const WRITE: bool>(
-    input: &[u8],
-    from: usize,
-    to: usize,
-    labels: &mut Labels,
-    buf: &mut [u8; INLINE_CAP],
-) -> Result<usize, AuthorityError> {
-    let mut i = from;
-    while i < to {
-        let b = input[i];
-        let class = CLASS[b as usize];
-        if class <= UPPER {
-            if WRITE {
-                // UPPER is 1: shifted to 0x20 it sets the lowercase bit. The mask keeps the
-                // index in bounds without a check (INLINE_CAP is a power of two).
-                buf[i % INLINE_CAP] = b | (class << 5);
+fn scan(input: &[u8], labels: &mut Labels) -> Result<usize, AuthorityError> {
+    let mut i = 0;
+    loop {
+        // Four name bytes at a time: their classes OR to at most UPPER only if all are.
+        while let Some(&[a, b, c, d]) = input.get(i..i + 4) {
+            let classes =
+                CLASS[a as usize] | CLASS[b as usize] | CLASS[c as usize] | CLASS[d as usize];
+            if classes > UPPER {
+                break;
             }
+            i += 4;
+        }
+        if i >= input.len() {
+            return Ok(i);
+        }
+        let class = CLASS[input[i] as usize];
+        if class <= UPPER {
             i += 1;
             continue;
         }
@@ -466,9 +463,6 @@ fn scan<const WRITE: bool>(
                 if label_len > MAX_LABEL_LEN {
                     return Err(AuthorityError::new(Kind::LabelTooLong, labels.start));
                 }
-                if WRITE {
-                    buf[i % INLINE_CAP] = b'.';
-                }
                 labels.prev_start = labels.start;
                 labels.start = i + 1;
             }
@@ -477,7 +471,15 @@ fn scan<const WRITE: bool>(
         }
         i += 1;
     }
-    Ok(i)
+}
+
+/// Folds ASCII upper case in the whole inline buffer at once: a fixed size the compiler
+/// vectorises, and zero padding is unaffected.
+#[inline(always)]
+fn lowercase_all(bytes: &mut [u8; INLINE_CAP]) {
+    for b in bytes.iter_mut() {
+        *b |= u8::from(b.wrapping_sub(b'A') < 26) << 5;
+    }
 }
 
 const _: () = assert!(INLINE_CAP.is_power_of_two() && INLINE_CAP < 256);
