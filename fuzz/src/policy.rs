@@ -214,10 +214,18 @@ impl Input {
         )
     }
 
-    /// The mask of the certificate on the connection: its own, else the presented vhost's.
-    fn certificate_mask(&self) -> Option<u8> {
-        let presented = self.pick(self.conn.presented).map(|i| self.vhosts[i].cert);
-        self.conn.certificate.or(presented)
+    /// The mask of the certificate on the connection: its own, else the presented vhost's,
+    /// else — as a server presents it — the SNI's virtual host's, else the default's.
+    fn certificate_mask(&self, vhosts: &VirtualHosts, conn: &ConnectionContext) -> Option<u8> {
+        let presented = self.pick(self.conn.presented).or_else(|| {
+            conn.sni_name()
+                .and_then(|sni| vhosts.lookup(&sni.clone().into()))
+                .or(vhosts.default_vhost())
+                .map(VhostId::index)
+        });
+        self.conn
+            .certificate
+            .or(presented.map(|i| self.vhosts[i].cert))
     }
 
     fn target(&self) -> RequestTarget {
@@ -303,7 +311,7 @@ impl Input {
         let host = usize::from(self.host) % 8;
         if self.https {
             let mask = self
-                .certificate_mask()
+                .certificate_mask(vhosts, conn)
                 .expect("served over https without a certificate");
             assert!(
                 (0..PATTERNS.len()).any(|p| mask & (1 << p) != 0 && covers(p, host)),
