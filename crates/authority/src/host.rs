@@ -474,27 +474,37 @@ fn scan(input: &[u8], labels: &mut Labels) -> Result<usize, AuthorityError> {
     }
 }
 
-/// Copies a validated (ASCII) name into an inline buffer, folding case eight bytes at a
-/// time.
+/// Copies a validated (ASCII) name of at most `INLINE_CAP` bytes into an inline buffer,
+/// folding case eight bytes at a time.
 #[inline(always)]
 fn inline_lowercase(name: &[u8]) -> [u8; INLINE_CAP] {
     let mut bytes = [0u8; INLINE_CAP];
-    let mut chunks = name.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        bytes[at..at + 8].copy_from_slice(&fold_word(u64::from_le_bytes(word)).to_le_bytes());
-        at += 8;
+    let n = name.len();
+    let full = n / 8;
+    for k in 0..full {
+        let at = 8 * k;
+        let word = load_word(&name[at..at + 8]);
+        bytes[at..at + 8].copy_from_slice(&fold_word(word).to_le_bytes());
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut tail = [0u8; 8];
-        tail[..rest.len()].copy_from_slice(rest);
-        // Invariant: a remainder means name.len() < INLINE_CAP, so at + 8 <= INLINE_CAP.
-        bytes[at..at + 8].copy_from_slice(&fold_word(u64::from_le_bytes(tail)).to_le_bytes());
+    let rem = n % 8;
+    if rem != 0 {
+        let tail = match n >= 8 {
+            // The last eight bytes, shifted so that only the unread ones remain.
+            true => load_word(&name[n - 8..]) >> (8 * (8 - rem)),
+            false => name.iter().rev().fold(0, |acc, &b| acc << 8 | u64::from(b)),
+        };
+        let at = 8 * full;
+        // Invariant: rem != 0 means n < INLINE_CAP, so at + 8 <= INLINE_CAP.
+        bytes[at..at + 8].copy_from_slice(&fold_word(tail).to_le_bytes());
     }
     bytes
+}
+
+#[inline(always)]
+fn load_word(eight: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(eight);
+    u64::from_le_bytes(word)
 }
 
 /// ASCII lowercase of eight bytes below 0x80: a byte gets 0x20 when it is in `A..=Z`.
