@@ -2,7 +2,7 @@ use core::fmt;
 use core::str::FromStr;
 
 use crate::error::{AuthorityError, AuthorityErrorKind as Kind};
-use crate::host::{Host, parse_bracketed, parse_reg_name};
+use crate::host::{Host, HostName, parse_bracketed, parse_reg_name};
 
 /// A validated, normalised HTTP authority: `host[:port]` without userinfo.
 ///
@@ -26,8 +26,8 @@ use crate::host::{Host, parse_bracketed, parse_reg_name};
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Authority {
-    host: Host,
-    port: Option<u16>,
+    pub(crate) host: Host,
+    pub(crate) port: Option<u16>,
 }
 
 impl Authority {
@@ -41,8 +41,20 @@ impl Authority {
     /// assert_eq!(Authority::parse(b"user@example.com").unwrap_err().kind(), AuthorityErrorKind::Userinfo);
     /// assert_eq!(Authority::parse(b"[fe80::1%25eth0]").unwrap_err().kind(), AuthorityErrorKind::ZoneId);
     /// ```
+    #[inline]
     pub fn parse(input: &[u8]) -> Result<Self, AuthorityError> {
-        parse_authority(input).map_err(|err| refine(input, err))
+        // The result is built where it is returned: the fast path writes the name straight
+        // into its inline buffer, and only what it declines goes to the general parser.
+        let mut result = Ok(Authority {
+            host: Host::Name(HostName::EMPTY_INLINE),
+            port: None,
+        });
+        if let Ok(authority) = &mut result
+            && !crate::fast::parse_into(input, authority)
+        {
+            result = parse_general(input);
+        }
+        result
     }
 
     /// Builds an authority from parts that are already valid.
@@ -111,6 +123,12 @@ impl TryFrom<&[u8]> for Authority {
     fn try_from(b: &[u8]) -> Result<Self, Self::Error> {
         Self::parse(b)
     }
+}
+
+/// The general parser: every input the fast path declines, and the errors.
+#[inline(never)]
+pub(crate) fn parse_general(input: &[u8]) -> Result<Authority, AuthorityError> {
+    parse_authority(input).map_err(|err| refine(input, err))
 }
 
 fn parse_authority(input: &[u8]) -> Result<Authority, AuthorityError> {

@@ -13,7 +13,7 @@ pub const MAX_NAME_LEN: usize = 253;
 pub const MAX_LABEL_LEN: usize = 63;
 
 /// Names up to this length are stored inline, without a heap allocation.
-const INLINE_CAP: usize = 64;
+pub(crate) const INLINE_CAP: usize = 64;
 
 /// The host of an authority: a DNS name, an IPv4 address or an IPv6 address
 /// (RFC 3986 §3.2.2).
@@ -268,6 +268,23 @@ impl HostName {
         s.find('.').map(|dot| &s[dot + 1..])
     }
 
+    /// An inline name of length zero: a buffer for [`HostName::inline_mut`] to fill, never
+    /// handed out empty.
+    pub(crate) const EMPTY_INLINE: Self = Self(Repr::Inline {
+        len: 0,
+        bytes: [0; INLINE_CAP],
+    });
+
+    /// The length and buffer of an inline name, to be filled in place with a name that is
+    /// valid and lowercase in its first `len` bytes, with zeros after them.
+    #[inline(always)]
+    pub(crate) fn inline_mut(&mut self) -> Option<(&mut u8, &mut [u8; INLINE_CAP])> {
+        match &mut self.0 {
+            Repr::Inline { len, bytes } => Some((len, bytes)),
+            Repr::Heap(_) => None,
+        }
+    }
+
     /// Builds a name from bytes the scanner accepted (no trailing dot, not yet folded).
     #[cold]
     fn from_validated(name: &[u8]) -> Self {
@@ -501,7 +518,7 @@ fn inline_lowercase(name: &[u8]) -> [u8; INLINE_CAP] {
 }
 
 #[inline(always)]
-fn load_word(eight: &[u8]) -> u64 {
+pub(crate) fn load_word(eight: &[u8]) -> u64 {
     let mut word = [0u8; 8];
     word.copy_from_slice(eight);
     u64::from_le_bytes(word)

@@ -43,6 +43,7 @@
 mod authority;
 mod chars;
 mod error;
+mod fast;
 mod host;
 #[cfg(feature = "http")]
 mod http_request;

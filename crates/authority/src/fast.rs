@@ -1,0 +1,516 @@
+//! The fast path of [`Authority::parse`]: the common shapes of a valid authority —
+//! `name[:port]` with a name of at most 63 bytes, `a.b.c.d[:port]` and `[ipv6][:port]` —
+//! checked with few branches, names eight bytes at a time.
+//!
+//! It answers either with the very authority the general parser (`host.rs`) builds, or with
+//! `None`, and then the general parser decides, with the exact error when the input is bad.
+//! So the fast path may decline anything, but must never accept what the general parser
+//! rejects nor build a different value. The tests below compare the two on every string of
+//! up to five bytes over an alphabet that covers both grammars and on a large generated
+//! corpus; the `authority_parse` fuzz target does the same on whatever it finds.
+//!
+//! The word-at-a-time tests work on bytes below 0x80 only: a byte at or above 0x80 makes
+//! the additions below carry into the next lane, so such input is declined before any of
+//! those results are used.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::authority::Authority;
+use crate::host::{Host, INLINE_CAP, load_word};
+
+/// `0x01` in every byte lane.
+const LANES: u64 = 0x0101_0101_0101_0101;
+/// The top bit of every byte lane.
+const TOP: u64 = LANES * 0x80;
+
+/// The longest name the fast path takes: every label then fits in 63 bytes (RFC 1035
+/// §2.3.4) without being measured.
+const FAST_NAME_MAX: usize = 63;
+
+/// Parses `input` into `out` when it has one of the common shapes and is valid, and says
+/// whether it did; on `false` the general parser must decide, and `out` holds garbage.
+///
+/// `out` comes in holding an empty inline name, whose buffer the name path fills in place:
+/// building the name elsewhere and moving it in cost more than all the checks together.
+#[inline(always)]
+pub(crate) fn parse_into(input: &[u8], out: &mut Authority) -> bool {
+    let Some(&first) = input.first() else {
+        return false;
+    };
+    let parsed = match first {
+        b'[' => ipv6(input),
+        // Most hosts that start with a digit are IPv4 addresses; names such as
+        // `1password.com` fall through to the name path.
+        b'0'..=b'9' => ipv4(input),
+        _ => None,
+    };
+    if let Some((host, port)) = parsed {
+        out.host = host;
+        out.port = port;
+        return true;
+    }
+    first != b'[' && name(input, out)
+}
+
+/// `name[:port]`: validates, finds the dots and the colon, and folds case for eight bytes
+/// per step, writing the folded words straight into the inline buffer of `out`'s name.
+#[inline(always)]
+fn name(input: &[u8], out: &mut Authority) -> bool {
+    let n = input.len();
+    let Host::Name(name) = &mut out.host else {
+        return false;
+    };
+    let Some((len, bytes)) = name.inline_mut() else {
+        return false;
+    };
+    if n > INLINE_CAP {
+        return false;
+    }
+    // One bit per input byte: bytes that cannot be in a name, and dots.
+    let mut stops = 0u64;
+    let mut dots = 0u64;
+    let mut high = 0u64;
+    for k in 0..n.div_ceil(8) {
+        let word = word_at(input, k);
+        high |= word;
+        // With 0x20 set, exactly `A-Z` and `a-z` land in `a..=z`.
+        let letter = in_range(word | (LANES * 0x20), b'a', b'z');
+        let name_byte =
+            letter | in_range(word, b'0', b'9') | in_range(word, b'-', b'.') | equal(word, b'_');
+        stops |= movemask(!name_byte & TOP) << (8 * k);
+        dots |= movemask(equal(word, b'.')) << (8 * k);
+        // The letter mask's top bit, moved to 0x20: lowercase for `A-Z`, no change else.
+        let folded = word | letter >> 2;
+        bytes[8 * k..8 * k + 8].copy_from_slice(&folded.to_le_bytes());
+    }
+    if high & TOP != 0 {
+        return false;
+    }
+    // Bytes past the end were read as zeros, which are stops: drop them.
+    let stops = stops & (u64::MAX >> (64 - n));
+    let host_len = match stops {
+        0 => n,
+        stops => stops.trailing_zeros() as usize,
+    };
+    if host_len == 0 || host_len > FAST_NAME_MAX {
+        return false;
+    }
+    let port = match &input[host_len..] {
+        [] | [b':'] => None,
+        [b':', digits @ ..] => match port(digits) {
+            Some(port) => Some(port),
+            None => return false,
+        },
+        // `@`, `%`, a space…: the general parser names the error.
+        _ => return false,
+    };
+    let dots = dots & ((1 << host_len) - 1);
+    // No empty label: not a leading dot, nor two in a row. A trailing dot is left to the
+    // general parser, which drops it.
+    if dots & 1 != 0 || dots & dots >> 1 != 0 || dots >> (host_len - 1) != 0 {
+        return false;
+    }
+    // A last label that starts with a digit may be numeric (an IPv4 address, or an error):
+    // the general parser decides.
+    let last_label = 64 - dots.leading_zeros() as usize;
+    if input.get(last_label).is_none_or(u8::is_ascii_digit) {
+        return false;
+    }
+    if host_len < n {
+        // The port was folded into the buffer too; zero it. It is at most six bytes, so
+        // it touches the word the name ends in and perhaps the next.
+        let k = host_len / 8;
+        let keep = (1u64 << (8 * (host_len % 8))) - 1;
+        let word = load_word(&bytes[8 * k..8 * k + 8]) & keep;
+        bytes[8 * k..8 * k + 8].copy_from_slice(&word.to_le_bytes());
+        if let Some(next) = bytes.get_mut(8 * k + 8..8 * k + 16) {
+            next.fill(0);
+        }
+    }
+    // Invariant: host_len <= FAST_NAME_MAX < 256.
+    *len = host_len as u8;
+    out.port = port;
+    true
+}
+
+/// `a.b.c.d[:port]`, each part a `dec-octet` (RFC 3986 §3.2.2): `0`–`255`, no leading zero.
+#[inline(always)]
+fn ipv4(input: &[u8]) -> Option<(Host, Option<u16>)> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if input.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let first = digit(input.get(i))?;
+        let mut value = first;
+        i += 1;
+        if let Some(second) = digit(input.get(i)) {
+            if first == 0 {
+                return None;
+            }
+            value = value * 10 + second;
+            i += 1;
+            if let Some(third) = digit(input.get(i)) {
+                value = value * 10 + third;
+                i += 1;
+            }
+        }
+        *octet = u8::try_from(value).ok()?;
+    }
+    let port = match &input[i..] {
+        [] | [b':'] => None,
+        [b':', digits @ ..] => Some(port(digits)?),
+        _ => return None,
+    };
+    Some((Host::Ipv4(Ipv4Addr::from(octets)), port))
+}
+
+/// `[IPv6address][:port]` in the forms without an embedded IPv4 part (RFC 4291 §2.2, forms
+/// 1 and 2): up to eight groups of one to four hex digits, at most one `::`.
+#[inline(always)]
+fn ipv6(input: &[u8]) -> Option<(Host, Option<u16>)> {
+    let s = input.get(1..)?;
+    let mut groups = [0u16; 8];
+    let mut count = 0;
+    let mut gap = None;
+    let mut i = 0;
+    if let [b':', b':', ..] = s {
+        gap = Some(0);
+        i = 2;
+    }
+    if !(gap.is_some() && s.get(i) == Some(&b']')) {
+        loop {
+            let start = i;
+            let mut group = 0u16;
+            while i - start < 4 {
+                match s.get(i).and_then(|&b| hex(b)) {
+                    Some(h) => group = group << 4 | h,
+                    None => break,
+                }
+                i += 1;
+            }
+            if i == start || count == 8 {
+                return None;
+            }
+            groups[count] = group;
+            count += 1;
+            match *s.get(i)? {
+                b']' => break,
+                b':' => {
+                    i += 1;
+                    if *s.get(i)? == b':' {
+                        if gap.is_some() {
+                            return None;
+                        }
+                        gap = Some(count);
+                        i += 1;
+                        if *s.get(i)? == b']' {
+                            break;
+                        }
+                    }
+                }
+                // A fifth hex digit, an embedded IPv4 address, a zone id…
+                _ => return None,
+            }
+        }
+    }
+    match gap {
+        None if count == 8 => {}
+        // `::` stands for one or more zero groups: move the groups after it to the end.
+        Some(at) if count < 8 => {
+            let tail = count - at;
+            groups.copy_within(at..count, 8 - tail);
+            groups[at..8 - tail].fill(0);
+        }
+        _ => return None,
+    }
+    // s[i] is the closing bracket.
+    let port = match &s[i + 1..] {
+        [] | [b':'] => None,
+        [b':', digits @ ..] => Some(port(digits)?),
+        _ => return None,
+    };
+    Some((Host::Ipv6(Ipv6Addr::from(groups)), port))
+}
+
+/// One to five decimal digits of at most 65535; longer runs (leading zeros) are left to the
+/// general parser.
+#[inline(always)]
+fn port(digits: &[u8]) -> Option<u16> {
+    if digits.len() > 5 {
+        return None;
+    }
+    let mut value = 0u32;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        value = value * 10 + u32::from(d);
+    }
+    u16::try_from(value).ok()
+}
+
+#[inline(always)]
+fn digit(b: Option<&u8>) -> Option<u16> {
+    let d = b?.wrapping_sub(b'0');
+    (d <= 9).then_some(u16::from(d))
+}
+
+#[inline(always)]
+fn hex(b: u8) -> Option<u16> {
+    match b {
+        b'0'..=b'9' => Some(u16::from(b - b'0')),
+        b'a'..=b'f' => Some(u16::from(b - b'a' + 10)),
+        b'A'..=b'F' => Some(u16::from(b - b'A' + 10)),
+        _ => None,
+    }
+}
+
+/// Bytes `8k..8k+8` of `input` as a little-endian word, zeros past the end.
+#[inline(always)]
+fn word_at(input: &[u8], k: usize) -> u64 {
+    let n = input.len();
+    let at = 8 * k;
+    if let Some(eight) = input.get(at..at + 8) {
+        return load_word(eight);
+    }
+    // The last, partial word: 1..=7 bytes remain.
+    let rem = n - at;
+    if n >= 8 {
+        // Read the last eight bytes and shift out the ones already seen.
+        load_word(&input[n - 8..]) >> (8 * (8 - rem))
+    } else if n >= 4 {
+        // Two four-byte reads that overlap cover 4..=7 bytes.
+        let lo = u64::from(load_u32(&input[..4]));
+        let hi = u64::from(load_u32(&input[n - 4..]));
+        lo | hi << (8 * (n - 4))
+    } else {
+        input
+            .iter()
+            .rev()
+            .fold(0, |acc, &b| acc << 8 | u64::from(b))
+    }
+}
+
+#[inline(always)]
+fn load_u32(four: &[u8]) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(four);
+    u32::from_le_bytes(word)
+}
+
+/// The top bit of each lane whose byte (below 0x80) is in `lo..=hi`.
+#[inline(always)]
+fn in_range(word: u64, lo: u8, hi: u8) -> u64 {
+    // Adding 0x80 - c to a byte below 0x80 sets its top bit exactly when it is >= c, and
+    // never carries out of the lane.
+    let at_least_lo = word.wrapping_add(LANES * u64::from(0x80 - lo));
+    let above_hi = word.wrapping_add(LANES * u64::from(0x80 - hi - 1));
+    at_least_lo & !above_hi & TOP
+}
+
+/// The top bit of each lane whose byte (below 0x80) equals `c`.
+#[inline(always)]
+fn equal(word: u64, c: u8) -> u64 {
+    // A lane of `word ^ c` is zero exactly when the byte is `c`; adding 0x7f sets the top
+    // bit of every other lane.
+    !(word ^ (LANES * u64::from(c))).wrapping_add(LANES * 0x7f) & TOP
+}
+
+/// Gathers the top bit of each lane into the low eight bits, lane 0 in bit 0.
+#[inline(always)]
+fn movemask(top_bits: u64) -> u64 {
+    // Lane i's bit, at 8i after the shift, is multiplied into bit 56 + i; no two partial
+    // products land on the same bit, so nothing carries.
+    (top_bits >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authority::parse_general;
+    use crate::host::HostName;
+
+    /// The fast path's answer, when it has one, is the general parser's.
+    fn parse(input: &[u8]) -> Option<Authority> {
+        let mut out = Authority {
+            host: Host::Name(HostName::EMPTY_INLINE),
+            port: None,
+        };
+        parse_into(input, &mut out).then_some(out)
+    }
+
+    fn check(input: &[u8]) -> bool {
+        match parse(input) {
+            Some(fast) => {
+                let general = parse_general(input);
+                assert_eq!(
+                    general.as_ref(),
+                    Ok(&fast),
+                    "{:?}",
+                    String::from_utf8_lossy(input)
+                );
+                assert_eq!(fast.to_string().len(), fast.to_string().trim().len());
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn masks() {
+        for b in 0u8..0x80 {
+            for lane in 0..8 {
+                let word =
+                    u64::from(b) << (8 * lane) | 0x7a7a_7a7a_7a7a_7a7a & !(0xff << (8 * lane));
+                let bit = |yes: bool| u64::from(yes) << lane;
+                assert_eq!(
+                    movemask(in_range(word, b'0', b'9')),
+                    bit(b.is_ascii_digit()),
+                    "digit {b:#04x} lane {lane}"
+                );
+                assert_eq!(
+                    movemask(in_range(word | (LANES * 0x20), b'a', b'z')),
+                    0xff & !(1 << lane) | bit(b.is_ascii_alphabetic()),
+                    "letter {b:#04x} lane {lane}"
+                );
+                assert_eq!(
+                    movemask(equal(word, b'.')),
+                    bit(b == b'.'),
+                    "dot {b:#04x} lane {lane}"
+                );
+            }
+        }
+        for mask in 0..=0xffu64 {
+            let spread = (0..8).fold(0, |acc, i| acc | (mask >> i & 1) << (8 * i + 7));
+            assert_eq!(movemask(spread), mask);
+        }
+    }
+
+    #[test]
+    fn words_are_zero_padded() {
+        let input = b"abcdefghijklmnopq";
+        for n in 0..=input.len() {
+            for k in 0..n.div_ceil(8) {
+                let mut want = [0u8; 8];
+                let end = n.min(8 * k + 8);
+                want[..end - 8 * k].copy_from_slice(&input[8 * k..end]);
+                assert_eq!(
+                    word_at(&input[..n], k),
+                    u64::from_le_bytes(want),
+                    "n {n} k {k}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn takes_the_common_shapes() {
+        for input in [
+            "www.example.com:443",
+            "WWW.Example.COM",
+            "[2001:db8::1]:8443",
+            "192.0.2.1:80",
+            "localhost",
+            "a",
+            "a:0",
+            "a:65535",
+            "x:",
+            "1password.com",
+            "_dmarc.example",
+            "xn--bcher-kva.example:8080",
+            "[::]",
+            "[::1]:",
+            "[1:2:3:4:5:6:7:8]",
+            "[1::]",
+            "[FFFF::ABCD]",
+            "0.0.0.0",
+            "255.255.255.255:1",
+            &"a".repeat(63),
+            &format!("{}:443", "b".repeat(60)),
+        ] {
+            assert!(check(input.as_bytes()), "{input} should take the fast path");
+        }
+    }
+
+    #[test]
+    fn declines_what_the_general_parser_must_decide() {
+        for input in [
+            "",
+            "example.com.",
+            ".example.com",
+            "a..b",
+            "example.com:65536",
+            "example.com:000443",
+            "user@example.com",
+            "ex%41mple.com",
+            "exa mple.com",
+            "example.123",
+            "example.0x7f",
+            "1.2.3",
+            "01.2.3.4",
+            "256.1.1.1",
+            "[1:2:3:4:5:6:7:8:9]",
+            "[::ffff:192.0.2.1]",
+            "[fe80::1%25eth0]",
+            "[v1.x]",
+            "[1::2::3]",
+            "[12345::]",
+            "[::1]x",
+            "bücher.example",
+            &"a".repeat(64),
+        ] {
+            assert!(!check(input.as_bytes()), "{input} should be declined");
+        }
+    }
+
+    /// Every string of up to five bytes over an alphabet that exercises every branch of
+    /// both paths.
+    #[test]
+    fn agrees_with_the_general_parser_exhaustively() {
+        let alphabet = b"aZ09.:-_[]f@\x80 ";
+        let mut frontier: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut taken = 0;
+        for _ in 0..5 {
+            let mut next = Vec::with_capacity(frontier.len() * alphabet.len());
+            for prefix in &frontier {
+                for &b in alphabet {
+                    let mut s = prefix.clone();
+                    s.push(b);
+                    taken += usize::from(check(&s));
+                    next.push(s);
+                }
+            }
+            frontier = next;
+        }
+        assert!(taken > 10_000, "only {taken} inputs took the fast path");
+    }
+
+    /// Longer generated inputs: names across word boundaries, ports, addresses.
+    #[test]
+    fn agrees_with_the_general_parser_on_generated_inputs() {
+        let pieces: [&[u8]; 16] = [
+            b"a", b"Z", b"0", b"9", b".", b":", b"-", b"_", b"example", b"COM", b"255", b"::",
+            b"[", b"]", b"443", b"ffff",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut taken = 0;
+        for _ in 0..300_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut s = Vec::new();
+            let parts = 1 + (x % 24) as usize;
+            for p in 0..parts {
+                s.extend_from_slice(pieces[(x >> (4 * (p % 15))) as usize % 16]);
+            }
+            taken += usize::from(check(&s));
+        }
+        assert!(taken > 10_000, "only {taken} inputs took the fast path");
+    }
+}
