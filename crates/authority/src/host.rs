@@ -285,6 +285,16 @@ impl HostName {
         }
     }
 
+    /// Whether an inline name's buffer is zero after the name, as [`HostName::inline_mut`]
+    /// requires.
+    #[cfg(test)]
+    pub(crate) fn padding_is_zero(&self) -> bool {
+        match &self.0 {
+            Repr::Inline { len, bytes } => bytes[usize::from(*len)..].iter().all(|&b| b == 0),
+            Repr::Heap(_) => true,
+        }
+    }
+
     /// Builds a name from bytes the scanner accepted (no trailing dot, not yet folded).
     #[cold]
     fn from_validated(name: &[u8]) -> Self {
