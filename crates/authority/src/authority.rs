@@ -41,7 +41,7 @@ impl Authority {
     /// assert_eq!(Authority::parse(b"user@example.com").unwrap_err().kind(), AuthorityErrorKind::Userinfo);
     /// assert_eq!(Authority::parse(b"[fe80::1%25eth0]").unwrap_err().kind(), AuthorityErrorKind::ZoneId);
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn parse(input: &[u8]) -> Result<Self, AuthorityError> {
         // The result is built where it is returned: the fast path writes the name straight
         // into its inline buffer, and only what it declines goes to the general parser.

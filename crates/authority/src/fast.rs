@@ -251,13 +251,25 @@ fn digit(b: Option<&u8>) -> Option<u16> {
 
 #[inline(always)]
 fn hex(b: u8) -> Option<u16> {
-    match b {
-        b'0'..=b'9' => Some(u16::from(b - b'0')),
-        b'a'..=b'f' => Some(u16::from(b - b'a' + 10)),
-        b'A'..=b'F' => Some(u16::from(b - b'A' + 10)),
-        _ => None,
-    }
+    let value = HEX[usize::from(b)];
+    (value < 16).then_some(u16::from(value))
 }
+
+/// The value of each hex digit; 0xff for every other byte.
+static HEX: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            c @ b'0'..=b'9' => c - b'0',
+            c @ b'a'..=b'f' => c - b'a' + 10,
+            c @ b'A'..=b'F' => c - b'A' + 10,
+            _ => 0xff,
+        };
+        b += 1;
+    }
+    table
+};
 
 /// Bytes `8k..8k+8` of `input` as a little-endian word, zeros past the end.
 #[inline(always)]
