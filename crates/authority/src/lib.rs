@@ -56,6 +56,15 @@ pub use host::{Host, HostName, MAX_LABEL_LEN, MAX_NAME_LEN};
 pub use origin::{Origin, Scheme};
 pub use target::{RequestTarget, TargetError, TargetErrorKind, TargetSource};
 
+/// [`Authority::parse`] without its fast path: the general parser alone. For the fuzz
+/// targets, which check that both paths give the same answer on every input; not part of
+/// the API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn parse_without_fast_path(input: &[u8]) -> Result<Authority, AuthorityError> {
+    authority::parse_general(input)
+}
+
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
