@@ -4,11 +4,12 @@
 #![cfg(feature = "tower")]
 #![allow(clippy::unwrap_used)]
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Once};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Version, header};
@@ -81,6 +82,7 @@ impl Inner {
 /// Sends `request` through `MisdirectLayer(site)` around an inner service that answers 200
 /// with the request's `ServedBy` copied into the response's extensions.
 fn call(site: &Site, inner: &Inner, request: Request<()>) -> Response<Bytes> {
+    install_capture();
     let calls = inner.calls.clone();
     let service =
         MisdirectLayer::new(site.vhosts.clone()).layer(service_fn(move |req: Request<()>| {
@@ -305,17 +307,7 @@ fn warn_only_never_relaxes_the_client_cert_rule() {
 fn refusals_are_logged_at_warn_with_reason_sni_authority_and_vhosts() {
     let site = site(false);
     let inner = Inner::default();
-    let capture = Capture::default();
-    let events = capture.events.clone();
-    // Hit the event's callsite once before the capturing subscriber exists: tracing caches
-    // each callsite's interest when first hit, and a first hit racing with the subscriber's
-    // registration (tests run in parallel) could cache "never".
-    let warm_up = h2(
-        "admin.example.test",
-        www_connection(&site, TlsVersion::Tls13),
-    );
-    call(&site, &inner, warm_up.body(()).unwrap());
-    tracing::subscriber::with_default(capture, || {
+    let ((), events) = capture(|| {
         let ok = h2("api.example.test", www_connection(&site, TlsVersion::Tls13));
         assert_eq!(
             call(&site, &inner, ok.body(()).unwrap()).status(),
@@ -329,7 +321,6 @@ fn refusals_are_logged_at_warn_with_reason_sni_authority_and_vhosts() {
         assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST);
     });
 
-    let events = events.lock().unwrap();
     assert_eq!(
         events.len(),
         1,
@@ -350,9 +341,7 @@ fn refusals_are_logged_at_warn_with_reason_sni_authority_and_vhosts() {
 fn warn_only_serves_are_logged_as_served() {
     let site = site(true);
     let inner = Inner::default();
-    let capture = Capture::default();
-    let events = capture.events.clone();
-    tracing::subscriber::with_default(capture, || {
+    let ((), events) = capture(|| {
         let request = h1(
             "api.example.test:443",
             Some(www_connection(&site, TlsVersion::Tls12)),
@@ -363,20 +352,12 @@ fn warn_only_serves_are_logged_as_served() {
         );
     });
 
-    let events = events.lock().unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
     let fields = &events[0].1;
     assert_eq!(fields["reason"], "tls-version-below-minimum");
     assert_eq!(fields["served"], "true");
     assert_eq!(fields["authority"], "api.example.test:443");
     assert_eq!(fields["target_vhost"], "api");
-}
-
-/// A subscriber that keeps every event's level and fields (values as `Display` for
-/// strings, else `Debug`).
-#[derive(Clone, Default)]
-struct Capture {
-    events: Arc<Mutex<Vec<Captured>>>,
 }
 
 type Captured = (Level, BTreeMap<String, String>);
@@ -393,10 +374,35 @@ impl Visit for Fields<'_> {
     }
 }
 
-impl Subscriber for Capture {
+/// The process's one subscriber, installed before any test emits an event: it hands each
+/// event to the thread that emitted it, where `capture` may be collecting. Tests run in
+/// parallel, and tracing caches each callsite's interest when it is first hit; with scoped
+/// subscribers a first hit on a thread without one could cache "never" for every thread.
+/// With this global subscriber every callsite is always of interest.
+struct PerThread;
+
+thread_local! {
+    static CAPTURED: RefCell<Option<Vec<Captured>>> = const { RefCell::new(None) };
+}
+
+fn install_capture() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| tracing::subscriber::set_global_default(PerThread).unwrap());
+}
+
+/// Runs `f` and returns what it returned and the events this thread emitted meanwhile, each
+/// with its level and fields (values as `Display` for strings, else `Debug`).
+fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<Captured>) {
+    install_capture();
+    CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
+    let result = f();
+    let events = CAPTURED.with(|captured| captured.borrow_mut().take().unwrap_or_default());
+    (result, events)
+}
+
+impl Subscriber for PerThread {
     fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
-        // Asked per event: other tests run on other threads without this subscriber.
-        Interest::sometimes()
+        Interest::always()
     }
 
     fn enabled(&self, _: &Metadata<'_>) -> bool {
@@ -412,10 +418,13 @@ impl Subscriber for Capture {
     fn record_follows_from(&self, _: &Id, _: &Id) {}
 
     fn event(&self, event: &Event<'_>) {
-        let mut fields = BTreeMap::new();
-        event.record(&mut Fields(&mut fields));
-        let level = *event.metadata().level();
-        self.events.lock().unwrap().push((level, fields));
+        CAPTURED.with(|captured| {
+            if let Some(events) = captured.borrow_mut().as_mut() {
+                let mut fields = BTreeMap::new();
+                event.record(&mut Fields(&mut fields));
+                events.push((*event.metadata().level(), fields));
+            }
+        });
     }
 
     fn enter(&self, _: &Id) {}
