@@ -93,13 +93,19 @@ pub(crate) async fn serve_h2(
         };
         match next {
             Some(Ok((request, respond))) => {
-                let shared = shared.clone();
-                let conn = conn.clone();
-                tokio::spawn(async move {
-                    let (parts, _body) = request.into_parts();
-                    let response = answer(&shared, &conn, &parts).await;
-                    send_h2(respond, response);
-                });
+                let (parts, _body) = request.into_parts();
+                // Refusals and fixed bodies are answered here, without a task per stream;
+                // only files, which wait on the disk, get their own task.
+                match answer_now(&shared, &conn, &parts) {
+                    Answer::Ready(response) => send_h2(respond, response),
+                    Answer::File(vhost) => {
+                        let shared = shared.clone();
+                        tokio::spawn(async move {
+                            let response = serve_site_file(&shared, vhost, &parts).await;
+                            send_h2(respond, response);
+                        });
+                    }
+                }
             }
             Some(Err(err)) => {
                 tracing::debug!(error = %err, "HTTP/2 connection ended with an error");
@@ -127,6 +133,20 @@ fn send_h2(mut respond: h2::server::SendResponse<Bytes>, response: Response<Byte
 /// One request: its target (`misdirect-authority`), the decision (`misdirect-coalesce`),
 /// and the answer (`misdirect-response` for refusals, the virtual host's `respond` else).
 pub(crate) async fn answer(shared: &Shared, conn: &Conn, parts: &Parts) -> Response<Bytes> {
+    match answer_now(shared, conn, parts) {
+        Answer::Ready(response) => response,
+        Answer::File(vhost) => serve_site_file(shared, vhost, parts).await,
+    }
+}
+
+/// What [`answer_now`] decided: a response, or a file of this site virtual host to read.
+enum Answer {
+    Ready(Response<Bytes>),
+    File(usize),
+}
+
+/// [`answer`] up to the point where it would wait: everything but reading a file.
+fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
     let listener = &shared.listeners[conn.listener];
     let table = &listener.table;
     let target = RequestTarget::from_parts(parts);
@@ -163,15 +183,18 @@ pub(crate) async fn answer(shared: &Shared, conn: &Conn, parts: &Parts) -> Respo
             }
             // The table was built in site order, so a table id is the site index.
             let site_vhost = &shared.site.vhosts[vhost.index()];
-            respond(&site_vhost.config.respond, parts).await
+            match &site_vhost.config.respond {
+                Respond::Body(body) => Answer::Ready(plain(StatusCode::OK, body, parts)),
+                Respond::Dir(_) => Answer::File(vhost.index()),
+            }
         }
         Decision::Misdirected(reason) => {
             log(reason, "misdirected request");
-            refuse(listener, reason, parts)
+            Answer::Ready(refuse(listener, reason, parts))
         }
         Decision::BadRequest(reason) => {
             log(reason, "bad request");
-            refuse(listener, reason, parts)
+            Answer::Ready(refuse(listener, reason, parts))
         }
         _ => {
             tracing::debug!(
@@ -179,8 +202,17 @@ pub(crate) async fn answer(shared: &Shared, conn: &Conn, parts: &Parts) -> Respo
                 peer = %conn.peer,
                 "no virtual host for the request; 404 (unknown_host = \"not-found\")"
             );
-            plain(StatusCode::NOT_FOUND, "not found\n", parts)
+            Answer::Ready(plain(StatusCode::NOT_FOUND, "not found\n", parts))
         }
+    }
+}
+
+/// The file `parts` asks for under the `dir` of site virtual host `vhost`.
+async fn serve_site_file(shared: &Shared, vhost: usize, parts: &Parts) -> Response<Bytes> {
+    match &shared.site.vhosts[vhost].config.respond {
+        Respond::Dir(root) => serve_file(root, parts).await,
+        // Not reached: `answer_now` asks for files of `dir` virtual hosts only.
+        Respond::Body(body) => plain(StatusCode::OK, body, parts),
     }
 }
 
@@ -209,13 +241,6 @@ fn authority_for_log(parts: &Parts, target: Option<&RequestTarget>) -> String {
         "-".to_string()
     } else {
         seen.join(", ")
-    }
-}
-
-async fn respond(respond: &Respond, parts: &Parts) -> Response<Bytes> {
-    match respond {
-        Respond::Body(body) => plain(StatusCode::OK, body, parts),
-        Respond::Dir(root) => serve_file(root, parts).await,
     }
 }
 

@@ -1,10 +1,11 @@
 //! Integration tests over loopback with Rust clients: the policy matrix, the special
-//! cases, bad configurations, the limits and the embedded default.
+//! cases, bad configurations, the limits, serving files and the embedded default.
 #![allow(missing_docs, unreachable_pub, dead_code, clippy::unwrap_used)]
 
 mod cases;
 mod configs;
 mod embedded;
+mod files;
 mod fixtures;
 mod limits;
 mod matrix;
