@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bytes::Bytes;
 use misdirect_authority::HostName;
 use misdirect_certmatch::DnsPattern;
 use serde::Deserialize;
@@ -75,7 +76,9 @@ pub(crate) struct ClientAuth {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Respond {
-    Body(String),
+    /// A fixed `text/plain` body, shared by every response (cloning it is a reference
+    /// count, not a copy).
+    Body(Bytes),
     Dir(PathBuf),
 }
 
@@ -415,11 +418,11 @@ impl RawVhost {
             }
         };
         let respond = match self.respond {
-            None => Respond::Body(format!("vhost {name}\n")),
+            None => Respond::Body(Bytes::from(format!("vhost {name}\n"))),
             Some(RawRespond {
                 body: Some(body),
                 dir: None,
-            }) => Respond::Body(body),
+            }) => Respond::Body(Bytes::from(body)),
             Some(RawRespond {
                 body: None,
                 dir: Some(dir),

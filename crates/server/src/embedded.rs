@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use misdirect_certmatch::DnsPattern;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -198,7 +199,7 @@ impl Embedded {
                 min_tls: TlsMin::Tls12,
                 policy: None,
                 alpn: vec![Alpn::H2, Alpn::Http11],
-                respond: Respond::Body(format!("vhost {name}\n")),
+                respond: Respond::Body(Bytes::from(format!("vhost {name}\n"))),
             }
         };
         let vhosts = vec![

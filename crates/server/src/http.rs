@@ -184,7 +184,7 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
             // The table was built in site order, so a table id is the site index.
             let site_vhost = &shared.site.vhosts[vhost.index()];
             match &site_vhost.config.respond {
-                Respond::Body(body) => Answer::Ready(plain(StatusCode::OK, body, parts)),
+                Respond::Body(body) => Answer::Ready(fixed_body(body, parts)),
                 Respond::Dir(_) => Answer::File(vhost.index()),
             }
         }
@@ -212,7 +212,7 @@ async fn serve_site_file(shared: &Shared, vhost: usize, parts: &Parts) -> Respon
     match &shared.site.vhosts[vhost].config.respond {
         Respond::Dir(root) => serve_file(root, parts).await,
         // Not reached: `answer_now` asks for files of `dir` virtual hosts only.
-        Respond::Body(body) => plain(StatusCode::OK, body, parts),
+        Respond::Body(body) => fixed_body(body, parts),
     }
 }
 
@@ -242,6 +242,16 @@ fn authority_for_log(parts: &Parts, target: Option<&RequestTarget>) -> String {
     } else {
         seen.join(", ")
     }
+}
+
+/// 200 with a virtual host's fixed `text/plain` body.
+fn fixed_body(body: &Bytes, parts: &Parts) -> Response<Bytes> {
+    with_body(
+        StatusCode::OK,
+        "text/plain; charset=utf-8",
+        body.clone(),
+        parts,
+    )
 }
 
 fn plain(status: StatusCode, body: &str, parts: &Parts) -> Response<Bytes> {
