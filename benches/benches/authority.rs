@@ -11,7 +11,7 @@
 //!
 //! Every function reads its parser's result where the parser left it (`as_ref`), so the
 //! group times parsing, not moving the result about. `misdirect-moved` shows what a move
-//! right after parsing adds: the 88-byte `Authority` is copied in 16-byte blocks that
+//! right after parsing adds: the 80-byte `Authority` is copied in 16-byte blocks that
 //! straddle the parser's narrower stores, and such a load waits until those stores have
 //! left the store buffer (a store-forwarding stall), a few nanoseconds per parse here.
 //!
