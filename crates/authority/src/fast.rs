@@ -2,16 +2,16 @@
 //! `name[:port]` with a name of at most 63 bytes, `a.b.c.d[:port]` and `[ipv6][:port]` —
 //! checked with few branches, names eight bytes at a time.
 //!
-//! It answers either with the very authority the general parser (`host.rs`) builds, or with
-//! `None`, and then the general parser decides, with the exact error when the input is bad.
-//! So the fast path may decline anything, but must never accept what the general parser
-//! rejects nor build a different value. The tests below compare the two on every string of
-//! up to five bytes over an alphabet that covers both grammars and on a large generated
-//! corpus; the `authority_parse` fuzz target does the same on whatever it finds.
+//! It either builds the very authority the general parser (`host.rs`) builds, or declines,
+//! and then the general parser decides, with the exact error when the input is bad. So the
+//! fast path may decline anything, but must never accept what the general parser rejects
+//! nor build a different value. The tests below compare the two on every string of up to
+//! five bytes over an alphabet that covers both grammars and on large generated corpora;
+//! the `authority_parse` fuzz target does the same on whatever it finds.
 //!
-//! The word-at-a-time tests work on bytes below 0x80 only: a byte at or above 0x80 makes
-//! the additions below carry into the next lane, so such input is declined before any of
-//! those results are used.
+//! The word-at-a-time tests are exact for bytes below 0x80 only: a byte at or above 0x80
+//! makes the additions carry into the lanes above it. Such a byte is itself taken as the
+//! end of the host, so only lanes after the end can be misread, and those are never used.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
