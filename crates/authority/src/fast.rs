@@ -16,12 +16,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::authority::Authority;
-use crate::host::{Host, INLINE_CAP, load_word};
-
-/// `0x01` in every byte lane.
-const LANES: u64 = 0x0101_0101_0101_0101;
-/// The top bit of every byte lane.
-const TOP: u64 = LANES * 0x80;
+use crate::host::{Host, INLINE_CAP};
+use crate::lanes::{LANES, TOP, equal, in_range, load_word, movemask};
 
 /// The longest name the fast path takes: every label then fits in 63 bytes (RFC 1035
 /// §2.3.4) without being measured.
@@ -304,37 +300,12 @@ fn load_u32(four: &[u8]) -> u32 {
     u32::from_le_bytes(word)
 }
 
-/// The top bit of each lane whose byte (below 0x80) is in `lo..=hi`.
-#[inline(always)]
-fn in_range(word: u64, lo: u8, hi: u8) -> u64 {
-    // Adding 0x80 - c to a byte below 0x80 sets its top bit exactly when it is >= c, and
-    // never carries out of the lane.
-    let at_least_lo = word.wrapping_add(LANES * u64::from(0x80 - lo));
-    let above_hi = word.wrapping_add(LANES * u64::from(0x80 - hi - 1));
-    at_least_lo & !above_hi & TOP
-}
-
-/// The top bit of each lane whose byte (below 0x80) equals `c`.
-#[inline(always)]
-fn equal(word: u64, c: u8) -> u64 {
-    // A lane of `word ^ c` is zero exactly when the byte is `c`; adding 0x7f sets the top
-    // bit of every other lane.
-    !(word ^ (LANES * u64::from(c))).wrapping_add(LANES * 0x7f) & TOP
-}
-
-/// Gathers the top bit of each lane into the low eight bits, lane 0 in bit 0.
-#[inline(always)]
-fn movemask(top_bits: u64) -> u64 {
-    // Lane i's bit, at 8i after the shift, is multiplied into bit 56 + i; no two partial
-    // products land on the same bit, so nothing carries.
-    (top_bits >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::authority::parse_general;
     use crate::host::HostName;
+    use crate::testgen::{every_string, ipv6_groups, xorshift};
 
     /// The fast path's answer, when it has one, is the general parser's.
     fn parse(input: &[u8]) -> Option<Authority> {
@@ -361,36 +332,6 @@ mod tests {
                 true
             }
             None => false,
-        }
-    }
-
-    #[test]
-    fn masks() {
-        for b in 0u8..0x80 {
-            for lane in 0..8 {
-                let word =
-                    u64::from(b) << (8 * lane) | 0x7a7a_7a7a_7a7a_7a7a & !(0xff << (8 * lane));
-                let bit = |yes: bool| u64::from(yes) << lane;
-                assert_eq!(
-                    movemask(in_range(word, b'0', b'9')),
-                    bit(b.is_ascii_digit()),
-                    "digit {b:#04x} lane {lane}"
-                );
-                assert_eq!(
-                    movemask(in_range(word | (LANES * 0x20), b'a', b'z')),
-                    0xff & !(1 << lane) | bit(b.is_ascii_alphabetic()),
-                    "letter {b:#04x} lane {lane}"
-                );
-                assert_eq!(
-                    movemask(equal(word, b'.')),
-                    bit(b == b'.'),
-                    "dot {b:#04x} lane {lane}"
-                );
-            }
-        }
-        for mask in 0..=0xffu64 {
-            let spread = (0..8).fold(0, |acc, i| acc | (mask >> i & 1) << (8 * i + 7));
-            assert_eq!(movemask(spread), mask);
         }
     }
 
@@ -475,21 +416,8 @@ mod tests {
     /// both paths.
     #[test]
     fn agrees_with_the_general_parser_exhaustively() {
-        let alphabet = b"aZ09.:-_[]f@\x80 ";
-        let mut frontier: Vec<Vec<u8>> = vec![Vec::new()];
         let mut taken = 0;
-        for _ in 0..5 {
-            let mut next = Vec::with_capacity(frontier.len() * alphabet.len());
-            for prefix in &frontier {
-                for &b in alphabet {
-                    let mut s = prefix.clone();
-                    s.push(b);
-                    taken += usize::from(check(&s));
-                    next.push(s);
-                }
-            }
-            frontier = next;
-        }
+        every_string(b"aZ09.:-_[]f@\x80 ", 5, |s| taken += usize::from(check(s)));
         assert!(taken > 10_000, "only {taken} inputs took the fast path");
     }
 
@@ -500,12 +428,8 @@ mod tests {
             b"a", b"Z", b"0", b"9", b".", b":", b"-", b"_", b"example", b"COM", b"255", b"::",
             b"[", b"]", b"443", b"ffff",
         ];
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         let mut taken = 0;
-        for _ in 0..300_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+        for x in xorshift(0x2545_f491_4f6c_dd1d).take(300_000) {
             let mut s = Vec::new();
             let parts = 1 + (x % 24) as usize;
             for p in 0..parts {
@@ -519,18 +443,8 @@ mod tests {
     /// IPv6 addresses of every shape `std` writes or reads, with and without ports.
     #[test]
     fn agrees_with_the_general_parser_on_ipv6() {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let mut groups = [0u16; 8];
-            for (n, g) in groups.iter_mut().enumerate() {
-                *g = match (x >> (n * 3)) & 3 {
-                    0 => 0,
-                    _ => (x >> (n * 8)) as u16,
-                };
-            }
+        for x in xorshift(0x9e37_79b9_7f4a_7c15).take(20_000) {
+            let groups = ipv6_groups(x);
             let addr = Ipv6Addr::from(groups);
             let full = groups.map(|g| format!("{g:X}")).join(":");
             for text in [addr.to_string(), full] {

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::chars::{AT, CLASS, COLON, DOT, NAME, NON_ASCII, PERCENT, UPPER};
 use crate::error::{AuthorityError, AuthorityErrorKind as Kind};
+use crate::lanes::{fold_word, load_word};
 
 /// The longest DNS name, in octets, without its trailing dot (RFC 1035 §2.3.4).
 pub const MAX_NAME_LEN: usize = 253;
@@ -527,25 +528,6 @@ fn inline_lowercase(name: &[u8]) -> [u8; INLINE_CAP] {
     bytes
 }
 
-#[inline(always)]
-pub(crate) fn load_word(eight: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(eight);
-    u64::from_le_bytes(word)
-}
-
-/// ASCII lowercase of eight bytes below 0x80: a byte gets 0x20 when it is in `A..=Z`.
-#[inline(always)]
-fn fold_word(word: u64) -> u64 {
-    const LANES: u64 = 0x0101_0101_0101_0101;
-    // For a byte below 0x80, adding (0x80 - c) sets its top bit exactly when it is >= c,
-    // and never carries into the next byte.
-    let at_least_a = word.wrapping_add(LANES * (0x80 - u64::from(b'A')));
-    let above_z = word.wrapping_add(LANES * (0x80 - u64::from(b'Z') - 1));
-    let upper = at_least_a & !above_z & (LANES * 0x80);
-    word | upper >> 2
-}
-
 const _: () = assert!(INLINE_CAP.is_power_of_two() && INLINE_CAP < 256);
 // `scan` tests `class <= UPPER` for "a byte a name may contain".
 const _: () = assert!(NAME == 0 && UPPER == 1);
@@ -730,6 +712,7 @@ fn parse_ipv4_dotted(input: &[u8]) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testgen::{every_string, ipv6_groups, xorshift};
 
     #[test]
     fn inline_and_heap_names_compare_alike() {
@@ -744,19 +727,9 @@ mod tests {
         assert_eq!(short.as_str(), "short.example");
     }
 
-    /// The word-at-a-time fold agrees with `to_ascii_lowercase` for every ASCII byte in
-    /// every lane.
+    /// Names of every inline length are folded like `to_ascii_lowercase` and zero-padded.
     #[test]
-    fn fold_word_lowercases_exactly_ascii_upper() {
-        for b in 0u8..0x80 {
-            for lane in 0..8 {
-                let word =
-                    u64::from(b) << (8 * lane) | 0x6161_6161_6161_6161 & !(0xff << (8 * lane));
-                let want = u64::from(b.to_ascii_lowercase()) << (8 * lane)
-                    | 0x6161_6161_6161_6161 & !(0xff << (8 * lane));
-                assert_eq!(fold_word(word), want, "byte {b:#04x} lane {lane}");
-            }
-        }
+    fn inline_lowercase_folds_and_zero_pads() {
         for len in 0..=INLINE_CAP {
             let name: Vec<u8> = (0..len).map(|i| b"AbZz09-_."[i % 9]).collect();
             let bytes = inline_lowercase(&name);
@@ -780,37 +753,13 @@ mod tests {
     /// the text forms of many addresses.
     #[test]
     fn ipv6_agrees_with_std() {
-        let alphabet = b"0fF:.1";
-        let mut frontier: Vec<Vec<u8>> = vec![Vec::new()];
-        let mut checked = 0;
-        for _ in 0..7 {
-            let mut next = Vec::with_capacity(frontier.len() * alphabet.len());
-            for prefix in &frontier {
-                for &b in alphabet {
-                    let mut s = prefix.clone();
-                    s.push(b);
-                    let text = core::str::from_utf8(&s).unwrap();
-                    assert_eq!(parse_ipv6(&s), text.parse::<Ipv6Addr>().ok(), "{text}");
-                    checked += 1;
-                    next.push(s);
-                }
-            }
-            frontier = next;
-        }
+        let checked = every_string(b"0fF:.1", 7, |s| {
+            let text = core::str::from_utf8(s).unwrap();
+            assert_eq!(parse_ipv6(s), text.parse::<Ipv6Addr>().ok(), "{text}");
+        });
         assert!(checked > 300_000);
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        for _ in 0..20_000 {
-            // xorshift: a cheap deterministic spread of addresses, many with zero runs.
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let mut groups = [0u16; 8];
-            for (n, g) in groups.iter_mut().enumerate() {
-                *g = match (x >> (n * 3)) & 3 {
-                    0 => 0,
-                    _ => (x >> (n * 8)) as u16,
-                };
-            }
+        for x in xorshift(0x9e37_79b9_7f4a_7c15).take(20_000) {
+            let groups = ipv6_groups(x);
             let addr = Ipv6Addr::from(groups);
             for text in [
                 addr.to_string(),

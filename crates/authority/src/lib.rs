@@ -47,8 +47,11 @@ mod fast;
 mod host;
 #[cfg(feature = "http")]
 mod http_request;
+mod lanes;
 mod origin;
 mod target;
+#[cfg(test)]
+mod testgen;
 
 pub use authority::Authority;
 pub use error::{AuthorityError, AuthorityErrorKind};
