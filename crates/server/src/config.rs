@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -79,7 +80,8 @@ pub(crate) enum Respond {
     /// A fixed `text/plain` body, shared by every response (cloning it is a reference
     /// count, not a copy).
     Body(Bytes),
-    Dir(PathBuf),
+    /// Files under this directory (shared by the requests that read from it).
+    Dir(Arc<Path>),
 }
 
 /// `policy`: how strictly a connection must match a request's virtual host.
@@ -434,7 +436,7 @@ impl RawVhost {
                         dir.display()
                     )));
                 }
-                Respond::Dir(dir)
+                Respond::Dir(Arc::from(dir))
             }
             Some(_) => {
                 return Err(context(

@@ -98,10 +98,9 @@ pub(crate) async fn serve_h2(
                 // only files, which wait on the disk, get their own task.
                 match answer_now(&shared, &conn, &parts) {
                     Answer::Ready(response) => send_h2(respond, response),
-                    Answer::File(vhost) => {
-                        let shared = shared.clone();
+                    Answer::File(root) => {
                         tokio::spawn(async move {
-                            let response = serve_site_file(&shared, vhost, &parts).await;
+                            let response = serve_file(&root, &parts).await;
                             send_h2(respond, response);
                         });
                     }
@@ -135,14 +134,14 @@ fn send_h2(mut respond: h2::server::SendResponse<Bytes>, response: Response<Byte
 pub(crate) async fn answer(shared: &Shared, conn: &Conn, parts: &Parts) -> Response<Bytes> {
     match answer_now(shared, conn, parts) {
         Answer::Ready(response) => response,
-        Answer::File(vhost) => serve_site_file(shared, vhost, parts).await,
+        Answer::File(root) => serve_file(&root, parts).await,
     }
 }
 
-/// What [`answer_now`] decided: a response, or a file of this site virtual host to read.
+/// What [`answer_now`] decided: a response, or a file under this directory to read.
 enum Answer {
     Ready(Response<Bytes>),
-    File(usize),
+    File(Arc<Path>),
 }
 
 /// [`answer`] up to the point where it would wait: everything but reading a file.
@@ -185,7 +184,7 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
             let site_vhost = &shared.site.vhosts[vhost.index()];
             match &site_vhost.config.respond {
                 Respond::Body(body) => Answer::Ready(fixed_body(body, parts)),
-                Respond::Dir(_) => Answer::File(vhost.index()),
+                Respond::Dir(root) => Answer::File(root.clone()),
             }
         }
         Decision::Misdirected(reason) => {
@@ -204,15 +203,6 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
             );
             Answer::Ready(plain(StatusCode::NOT_FOUND, "not found\n", parts))
         }
-    }
-}
-
-/// The file `parts` asks for under the `dir` of site virtual host `vhost`.
-async fn serve_site_file(shared: &Shared, vhost: usize, parts: &Parts) -> Response<Bytes> {
-    match &shared.site.vhosts[vhost].config.respond {
-        Respond::Dir(root) => serve_file(root, parts).await,
-        // Not reached: `answer_now` asks for files of `dir` virtual hosts only.
-        Respond::Body(body) => fixed_body(body, parts),
     }
 }
 
