@@ -137,6 +137,19 @@ pub(crate) struct Limits {
     pub(crate) max_header_bytes: usize,
     pub(crate) max_concurrent_streams: u32,
     pub(crate) shutdown_timeout: Duration,
+    /// No request in progress for this long: the connection is closed (HTTP/2: GOAWAY).
+    pub(crate) idle_timeout: Duration,
+    /// After GOAWAY (idle or shutdown), how long streams still open may take; and the
+    /// longest an HTTP/2 connection may receive bytes without completing a request head.
+    pub(crate) request_timeout: Duration,
+    /// HTTP/2: a PING after this long without a frame from the client.
+    pub(crate) keepalive_interval: Duration,
+    /// HTTP/2: the connection is closed when that PING is not answered in this time.
+    pub(crate) keepalive_timeout: Duration,
+    /// A response that cannot send any bytes for this long is abandoned.
+    pub(crate) send_timeout: Duration,
+    /// Open connections per listener; at the limit the longest-idle one is closed first.
+    pub(crate) max_connections: usize,
 }
 
 impl Default for Limits {
@@ -147,6 +160,12 @@ impl Default for Limits {
             max_header_bytes: 64 * 1024,
             max_concurrent_streams: 128,
             shutdown_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(20),
+            send_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
         }
     }
 }
@@ -278,6 +297,12 @@ struct RawLimits {
     max_header_bytes: Option<usize>,
     max_concurrent_streams: Option<u32>,
     shutdown_timeout_secs: Option<f64>,
+    idle_timeout_secs: Option<f64>,
+    request_timeout_secs: Option<f64>,
+    keepalive_interval_secs: Option<f64>,
+    keepalive_timeout_secs: Option<f64>,
+    send_timeout_secs: Option<f64>,
+    max_connections: Option<usize>,
 }
 
 /// A name or alias from configuration: Unicode labels become A-labels (UTS 46, through
@@ -486,7 +511,37 @@ impl RawLimits {
         if max_concurrent_streams == 0 {
             return Err(invalid("limits.max_concurrent_streams must be at least 1"));
         }
+        let max_connections = self.max_connections.unwrap_or(defaults.max_connections);
+        if max_connections == 0 {
+            return Err(invalid("limits.max_connections must be at least 1"));
+        }
         Ok(Limits {
+            idle_timeout: secs(
+                self.idle_timeout_secs,
+                "idle_timeout_secs",
+                defaults.idle_timeout,
+            )?,
+            request_timeout: secs(
+                self.request_timeout_secs,
+                "request_timeout_secs",
+                defaults.request_timeout,
+            )?,
+            keepalive_interval: secs(
+                self.keepalive_interval_secs,
+                "keepalive_interval_secs",
+                defaults.keepalive_interval,
+            )?,
+            keepalive_timeout: secs(
+                self.keepalive_timeout_secs,
+                "keepalive_timeout_secs",
+                defaults.keepalive_timeout,
+            )?,
+            send_timeout: secs(
+                self.send_timeout_secs,
+                "send_timeout_secs",
+                defaults.send_timeout,
+            )?,
+            max_connections,
             tls_handshake_timeout: secs(
                 self.tls_handshake_timeout_secs,
                 "tls_handshake_timeout_secs",
