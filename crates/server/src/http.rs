@@ -14,36 +14,50 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use misdirect_authority::RequestTarget;
 use misdirect_coalesce::{Decision, Reason, decide};
 use misdirect_response::render;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_rustls::server::TlsStream;
 
 use crate::config::Respond;
-use crate::server::{Conn, Shared};
+use crate::conn::{Activity, Expired, Watchdog};
+use crate::server::{Conn, Shared, Stream};
 
 /// Serves HTTP/1.1 until the client closes, a response says `Connection: close` (every
-/// 421), or shutdown: then the current response is finished and the connection closed.
+/// 421), the connection is idle for `idle_timeout` or a request head takes longer than
+/// `header_read_timeout`, the registry reclaims it, or shutdown: then the current response
+/// is finished and the connection closed.
 pub(crate) async fn serve_h1(
     shared: Arc<Shared>,
     conn: Arc<Conn>,
-    stream: TlsStream<TcpStream>,
+    stream: Stream,
     mut stop: watch::Receiver<bool>,
+    activity: Arc<Activity>,
 ) {
     let limits = shared.limits;
+    let watchdog = Watchdog::h1(activity.clone(), &limits);
+    let peer = conn.peer;
+    let reclaimed = activity.clone();
     let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let shared = shared.clone();
         let conn = conn.clone();
+        let in_flight = activity.request();
         async move {
             let (parts, _body) = request.into_parts();
-            let response = answer(&shared, &conn, &parts).await;
+            let response = match head_too_large(&parts, shared.limits.max_header_bytes) {
+                Some(size) => header_too_large(&conn, &parts, size, shared.limits.max_header_bytes),
+                None => answer(&shared, &conn, &parts).await,
+            };
+            drop(in_flight);
             Ok::<_, Infallible>(response.map(Full::new))
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes)
+        // The watchdog times request heads (and idle keep-alive) itself: hyper's timer
+        // would start at the end of each response and so also cut idle connections.
+        .header_read_timeout(None)
+        // A head of exactly max_header_bytes must fit hyper's read buffer with room for
+        // what follows it; heads over the limit are refused with 431 by head_too_large.
+        .max_buf_size(limits.max_header_bytes + H1_BUFFER_SLACK)
         .keep_alive(true);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
@@ -53,55 +67,127 @@ pub(crate) async fn serve_h1(
             connection.as_mut().graceful_shutdown();
             connection.await
         }
+        expired = watchdog.expired(false) => {
+            tracing::debug!(%peer, ?expired, "HTTP/1.1 connection timed out");
+            return;
+        }
+        () = reclaimed.reclaimed() => {
+            tracing::debug!(%peer, "HTTP/1.1 connection closed to make room");
+            return;
+        }
     };
     if let Err(err) = result {
         tracing::debug!(error = %err, "HTTP/1.1 connection ended with an error");
     }
 }
 
-/// Serves HTTP/2 streams until the client goes away or shutdown, which sends GOAWAY and
-/// lets the streams in flight finish. A 421 is per stream: the connection stays open.
+/// Serves HTTP/2 streams until the client goes away, the connection is idle for
+/// `idle_timeout`, a keep-alive PING goes unanswered, the registry reclaims it, or
+/// shutdown. Idle, reclaim and shutdown send GOAWAY and let the streams in flight finish
+/// (within `request_timeout`, or `shutdown_timeout` on shutdown). A 421 is per stream: the
+/// connection stays open.
 pub(crate) async fn serve_h2(
     shared: Arc<Shared>,
     conn: Arc<Conn>,
-    stream: TlsStream<TcpStream>,
+    stream: Stream,
     mut stop: watch::Receiver<bool>,
+    activity: Arc<Activity>,
 ) {
     let limits = shared.limits;
     let mut builder = h2::server::Builder::new();
     // h2's reset-flood protections (pending-accept and local-error reset limits) keep
-    // their defaults.
+    // their defaults. A header list over max_header_bytes (RFC 9113's measure: name, value
+    // and 32 bytes per field) gets 431 on its stream from h2 itself.
     builder
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    let mut connection = match builder.handshake::<_, Bytes>(stream).await {
-        Ok(connection) => connection,
-        Err(err) => {
+    let handshake = tokio::time::timeout(
+        limits.request_timeout,
+        builder.handshake::<_, Bytes>(stream),
+    );
+    let mut connection = match handshake.await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(err)) => {
             tracing::debug!(error = %err, "HTTP/2 handshake failed");
             return;
         }
+        Err(_) => {
+            tracing::debug!("HTTP/2 preface not received in time");
+            return;
+        }
     };
+    let watchdog = Watchdog::h2(activity.clone(), &limits);
+    let mut ping_pong = connection.ping_pong();
+    // Set once GOAWAY is sent: the connection is dropped at this instant at the latest.
+    let mut closing: Option<tokio::time::Instant> = None;
     let mut stopping = false;
+    let mut ping_deadline: Option<tokio::time::Instant> = None;
+    let far = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
     loop {
         let next = tokio::select! {
             next = connection.accept() => next,
             _ = crate::server::raised(&mut stop), if !stopping => {
                 stopping = true;
                 connection.graceful_shutdown();
+                // The server's own shutdown timeout applies; no deadline of ours.
                 continue;
+            }
+            expired = watchdog.expired(ping_deadline.is_some()), if closing.is_none() => {
+                match expired {
+                    Expired::PingDue => {
+                        if let Some(pinger) = ping_pong.as_mut()
+                            && pinger.send_ping(h2::Ping::opaque()).is_ok()
+                        {
+                            ping_deadline = Some(tokio::time::Instant::now() + limits.keepalive_timeout);
+                        }
+                    }
+                    Expired::Idle | Expired::Head => {
+                        tracing::debug!(peer = %conn.peer, "HTTP/2 connection idle; GOAWAY");
+                        connection.graceful_shutdown();
+                        closing = Some(tokio::time::Instant::now() + limits.request_timeout);
+                    }
+                }
+                continue;
+            }
+            () = activity.reclaimed(), if closing.is_none() => {
+                tracing::debug!(peer = %conn.peer, "HTTP/2 connection closed to make room; GOAWAY");
+                connection.graceful_shutdown();
+                closing = Some(tokio::time::Instant::now() + RECLAIM_GRACE);
+                continue;
+            }
+            pong = std::future::poll_fn(|cx| match ping_pong.as_mut() {
+                Some(pinger) => pinger.poll_pong(cx),
+                None => std::task::Poll::Pending,
+            }), if ping_deadline.is_some() => {
+                ping_deadline = None;
+                if pong.is_err() {
+                    break;
+                }
+                continue;
+            }
+            () = tokio::time::sleep_until(ping_deadline.unwrap_or(far)), if ping_deadline.is_some() => {
+                tracing::debug!(peer = %conn.peer, "HTTP/2 keep-alive PING not answered; closing");
+                break;
+            }
+            () = tokio::time::sleep_until(closing.unwrap_or(far)), if closing.is_some() => {
+                tracing::debug!(peer = %conn.peer, "HTTP/2 streams did not finish after GOAWAY; closing");
+                break;
             }
         };
         match next {
             Some(Ok((request, respond))) => {
+                activity.answered();
                 let (parts, _body) = request.into_parts();
                 // Refusals and fixed bodies are answered here, without a task per stream;
                 // only files, which wait on the disk, get their own task.
                 match answer_now(&shared, &conn, &parts) {
                     Answer::Ready(response) => send_h2(respond, response),
                     Answer::File(root) => {
+                        let in_flight = activity.request();
                         tokio::spawn(async move {
                             let response = serve_file(&root, &parts).await;
                             send_h2(respond, response);
+                            drop(in_flight);
                         });
                     }
                 }
@@ -115,8 +201,70 @@ pub(crate) async fn serve_h2(
     }
 }
 
+/// The current time as an HTTP date, formatted at most once a second per thread.
+fn date_now() -> HeaderValue {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static CACHE: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    CACHE.with_borrow_mut(|cache| match cache {
+        Some((cached, value)) if *cached == second => value.clone(),
+        _ => {
+            let value = HeaderValue::try_from(httpdate::fmt_http_date(now))
+                .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+            *cache = Some((second, value.clone()));
+            value
+        }
+    })
+}
+
+/// How long a connection closed to make room may take to finish its streams.
+const RECLAIM_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// hyper's HTTP/1.1 read buffer is this much larger than `max_header_bytes`, so that a head
+/// just under the limit and the start of a body or of a pipelined request fit.
+const H1_BUFFER_SLACK: usize = 8192;
+
+/// The size of an HTTP/1.1 request head as it is counted against `max_header_bytes`: the
+/// request line and every field line (`name: value`) with their CRLFs, and the empty line.
+/// `None` when it is within `limit`.
+fn head_too_large(parts: &Parts, limit: usize) -> Option<usize> {
+    // "METHOD SP target SP HTTP/1.1 CRLF"
+    let mut size = parts.method.as_str().len() + 1 + parts.uri.to_string().len() + 1 + 8 + 2;
+    for (name, value) in &parts.headers {
+        size += name.as_str().len() + 2 + value.len() + 2;
+    }
+    size += 2;
+    (size > limit).then_some(size)
+}
+
+/// 431 for a head over `max_header_bytes`; the connection is closed after it.
+fn header_too_large(conn: &Conn, parts: &Parts, size: usize, limit: usize) -> Response<Bytes> {
+    tracing::info!(
+        peer = %conn.peer,
+        size,
+        max_header_bytes = limit,
+        "request head over max_header_bytes; 431"
+    );
+    let mut response = plain(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "request header fields too large\n",
+        parts,
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 fn send_h2(mut respond: h2::server::SendResponse<Bytes>, response: Response<Bytes>) {
-    let (head, body) = response.into_parts();
+    let (mut head, body) = response.into_parts();
+    // RFC 9110 §6.6.1: an origin server with a clock sends Date (hyper adds it on
+    // HTTP/1.1; h2 leaves it to us).
+    head.headers.insert(header::DATE, date_now());
     let end = body.is_empty();
     match respond.send_response(Response::from_parts(head, ()), end) {
         Ok(mut stream) if !end => {
@@ -182,6 +330,10 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
             }
             // The table was built in site order, so a table id is the site index.
             let site_vhost = &shared.site.vhosts[vhost.index()];
+            if parts.method == Method::CONNECT {
+                // No tunnels here (RFC 9110 §9.3.6 lets a server refuse CONNECT).
+                return Answer::Ready(method_not_allowed(&site_vhost.config.respond, parts));
+            }
             match &site_vhost.config.respond {
                 Respond::Body(body) => Answer::Ready(fixed_body(body, parts)),
                 Respond::Dir(root) => Answer::File(root.clone()),
@@ -213,6 +365,27 @@ fn refuse(
 ) -> Response<Bytes> {
     let options = listener.render.for_request(&parts.method, parts.version);
     render(reason.status(), &reason, &parts.headers, &options)
+}
+
+/// 405 for a method the virtual host does not serve, with the `Allow` it does serve
+/// (RFC 9110 §15.5.6). HTTP/1.1 closes the connection after it: a client that asked for a
+/// tunnel may already be sending tunnel bytes.
+fn method_not_allowed(respond: &Respond, parts: &Parts) -> Response<Bytes> {
+    let allow = match respond {
+        Respond::Dir(_) => "GET, HEAD",
+        Respond::Body(_) => "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH",
+    };
+    let mut response = plain(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed\n",
+        parts,
+    );
+    let headers = response.headers_mut();
+    headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+    if parts.version < http::Version::HTTP_2 {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// The request's authority as the client wrote it, for a log line.

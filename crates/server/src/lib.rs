@@ -43,6 +43,7 @@
 
 pub mod check;
 mod config;
+mod conn;
 pub mod embedded;
 mod error;
 mod http;

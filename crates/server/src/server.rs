@@ -8,12 +8,14 @@ use std::sync::Arc;
 use misdirect_authority::{Host, HostName};
 use misdirect_coalesce::ConnectionContext;
 use misdirect_response::RenderOptions;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::config::{Config, Limits, Listener};
+use crate::conn::{Admission, RateLimit, Registration, Registry, Tracked};
 use crate::error::{Error, ErrorKind};
 use crate::policy::{self, Handshake, Table};
 use crate::site::Site;
@@ -45,7 +47,12 @@ pub(crate) struct Shared {
     pub(crate) site: Site,
     pub(crate) listeners: Vec<ListenerState>,
     pub(crate) limits: Limits,
+    /// TLS handshake failures: one line a second at most.
+    handshake_log: RateLimit,
 }
+
+/// The stream a connection is served on once its handshake is done.
+pub(crate) type Stream = Tracked<TlsStream<TcpStream>>;
 
 /// One bound listener.
 #[derive(Debug)]
@@ -54,6 +61,8 @@ pub(crate) struct ListenerState {
     pub(crate) local: SocketAddr,
     pub(crate) table: Table,
     pub(crate) render: RenderOptions,
+    /// Its open connections.
+    pub(crate) connections: Arc<Registry>,
 }
 
 /// What the handshake of one connection established.
@@ -100,6 +109,7 @@ impl Server {
                 local,
                 table,
                 render: RenderOptions::new().name_reason(listener.reason_in_body),
+                connections: Registry::new(config.limits.max_connections),
             });
             sockets.push(socket);
         }
@@ -108,6 +118,7 @@ impl Server {
                 site,
                 listeners,
                 limits: config.limits,
+                handshake_log: RateLimit::new(std::time::Duration::from_secs(1)),
             }),
             sockets,
         })
@@ -125,15 +136,19 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (kill_tx, kill_rx) = watch::channel(false);
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+        raise_file_limit(&self.shared);
         for (index, socket) in self.sockets.into_iter().enumerate() {
             let listener = &self.shared.listeners[index];
-            tracing::info!(
-                addr = %listener.local,
-                policy = listener.table.vhosts.policy().as_str(),
-                ports = ?listener.table.vhosts.ports(),
-                vhosts = listener.table.vhosts.len(),
-                "listening"
-            );
+            // One event per public port: log formats have no arrays, and a number stays one.
+            for port in listener.table.vhosts.ports() {
+                tracing::info!(
+                    addr = %listener.local,
+                    public_port = *port,
+                    policy = listener.table.vhosts.policy().as_str(),
+                    vhosts = listener.table.vhosts.len(),
+                    "listening"
+                );
+            }
             tokio::spawn(accept_loop(
                 self.shared.clone(),
                 index,
@@ -166,6 +181,38 @@ impl Server {
     }
 }
 
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, so that `max_connections` is not cut
+/// short by a low default; logs the figure either way.
+fn raise_file_limit(shared: &Shared) {
+    let wanted: usize = shared.listeners.iter().map(|l| l.connections_max()).sum();
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            if limit < wanted {
+                tracing::warn!(
+                    open_files = limit,
+                    max_connections = wanted,
+                    "the open-file limit is below max_connections over all listeners; \
+                     when it is reached, idle connections are closed to make room"
+                );
+            } else {
+                tracing::info!(open_files = limit, "open-file limit");
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot read or raise the open-file limit"),
+    }
+}
+
+impl ListenerState {
+    fn connections_max(&self) -> usize {
+        self.connections.max()
+    }
+}
+
+/// How many idle connections one failed `accept` closes when the process is out of file
+/// descriptors.
+const RECLAIM_ON_EMFILE: usize = 16;
+
 async fn accept_loop(
     shared: Arc<Shared>,
     index: usize,
@@ -174,6 +221,9 @@ async fn accept_loop(
     kill: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
+    let registry = shared.listeners[index].connections.clone();
+    let accept_log = RateLimit::new(std::time::Duration::from_secs(5));
+    let refuse_log = RateLimit::new(std::time::Duration::from_secs(5));
     loop {
         let accepted = tokio::select! {
             accepted = socket.accept() => accepted,
@@ -182,9 +232,49 @@ async fn accept_loop(
         let (tcp, peer) = match accepted {
             Ok(pair) => pair,
             Err(err) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %err, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                // Out of file descriptors (EMFILE, ENFILE) and the like: close the
+                // longest-idle connections so the clients waiting are still served, and
+                // back off instead of spinning.
+                let out_of_files = matches!(err.raw_os_error(), Some(23 | 24));
+                let reclaimed = if out_of_files {
+                    registry.reclaim(RECLAIM_ON_EMFILE)
+                } else {
+                    0
+                };
+                if let Some(suppressed) = accept_log.allow() {
+                    tracing::warn!(
+                        error = %err,
+                        reclaimed,
+                        open = registry.open(),
+                        suppressed,
+                        "accept failed; closing idle connections to make room"
+                    );
+                }
+                let pause = if reclaimed > 0 { 5 } else { 50 };
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                continue;
+            }
+        };
+        let registration = match registry.admit() {
+            Admission::Admitted(registration) => registration,
+            Admission::AdmittedByReclaim(registration) => {
+                tracing::debug!(%peer, "at max_connections: closed the longest-idle connection");
+                registration
+            }
+            Admission::Refused => {
+                if let Some(suppressed) = refuse_log.allow() {
+                    let (reclaimed, refused) = registry.counts();
+                    tracing::warn!(
+                        %peer,
+                        max_connections = registry.max(),
+                        refused_total = refused,
+                        reclaimed_total = reclaimed,
+                        suppressed,
+                        "connection refused: at max_connections and no connection is idle"
+                    );
+                }
+                // Closing the socket is the cheapest refusal there is.
+                drop(tcp);
                 continue;
             }
         };
@@ -195,7 +285,7 @@ async fn accept_loop(
         let alive = alive.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = connection(shared, index, tcp, peer, stop) => {}
+                () = connection(shared, index, tcp, peer, stop, registration) => {}
                 _ = crate::server::raised(&mut kill) => {}
             }
             drop(alive);
@@ -209,16 +299,20 @@ async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
+    registration: Registration,
 ) {
-    let handshake = tokio::time::timeout(
-        shared.limits.tls_handshake_timeout,
-        handshake(&shared, listener, tcp, peer),
-    )
-    .await;
+    let activity = registration.activity().clone();
+    let handshake = tokio::select! {
+        done = tokio::time::timeout(
+            shared.limits.tls_handshake_timeout,
+            handshake(&shared, listener, tcp, peer),
+        ) => done,
+        () = activity.reclaimed() => return,
+    };
     let (stream, conn) = match handshake {
         Ok(Ok(done)) => done,
-        Ok(Err(err)) => {
-            tracing::debug!(%peer, error = %err, "TLS handshake failed");
+        Ok(Err(failure)) => {
+            failure.log(&shared, peer);
             return;
         }
         Err(_) => {
@@ -226,6 +320,7 @@ async fn connection(
             return;
         }
     };
+    activity.established();
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     tracing::debug!(
         %peer,
@@ -235,11 +330,81 @@ async fn connection(
         "connection"
     );
     let conn = Arc::new(conn);
+    let stream = Tracked::new(stream, activity.clone());
     if h2 {
-        crate::http::serve_h2(shared, conn, stream, stop).await;
+        crate::http::serve_h2(shared, conn, stream, stop, activity).await;
     } else {
-        crate::http::serve_h1(shared, conn, stream, stop).await;
+        activity.track_heads();
+        crate::http::serve_h1(shared, conn, stream, stop, activity).await;
     }
+    drop(registration);
+}
+
+/// Why a handshake did not finish.
+#[derive(Debug)]
+struct HandshakeFailure {
+    sni: Option<String>,
+    cause: HandshakeCause,
+}
+
+#[derive(Debug)]
+enum HandshakeCause {
+    /// The client spoke plain HTTP to the TLS port; it was answered with a 400.
+    PlainHttp,
+    Io(io::Error),
+}
+
+impl HandshakeFailure {
+    fn io(sni: Option<String>, err: io::Error) -> Self {
+        Self {
+            sni,
+            cause: HandshakeCause::Io(err),
+        }
+    }
+
+    /// One line at info, at most one a second for the whole server (a scanner must not
+    /// flood the log); the lines held back are counted in the next one.
+    fn log(&self, shared: &Shared, peer: SocketAddr) {
+        let Some(suppressed) = shared.handshake_log.allow() else {
+            return;
+        };
+        let sni = self.sni.as_deref().unwrap_or("-");
+        match &self.cause {
+            HandshakeCause::PlainHttp => tracing::info!(
+                %peer,
+                sni,
+                suppressed,
+                cause = "plain-http",
+                "TLS handshake failed: the client sent plain HTTP; answered 400"
+            ),
+            HandshakeCause::Io(err) => tracing::info!(
+                %peer,
+                sni,
+                suppressed,
+                cause = %err,
+                "TLS handshake failed"
+            ),
+        }
+    }
+}
+
+/// The body of the answer to a plain HTTP request on a TLS port (nginx answers the same
+/// way).
+const PLAIN_HTTP_BODY: &str =
+    "400 Bad Request: a plain HTTP request was sent to an HTTPS port (use https://)\n";
+
+fn plain_http_response() -> String {
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{PLAIN_HTTP_BODY}",
+        PLAIN_HTTP_BODY.len()
+    )
+}
+
+/// Whether the first bytes of a connection look like an HTTP/1.x request line or the
+/// HTTP/2 preface rather than a TLS record (whose first byte is a content type, 20–24).
+fn looks_like_plain_http(first: &[u8]) -> bool {
+    !first.is_empty() && first.iter().all(u8::is_ascii_uppercase)
 }
 
 /// Reads the ClientHello, picks the virtual host by SNI (exact, then wildcard, else the
@@ -248,11 +413,27 @@ async fn connection(
 async fn handshake(
     shared: &Shared,
     listener: usize,
-    tcp: TcpStream,
+    mut tcp: TcpStream,
     peer: SocketAddr,
-) -> io::Result<(TlsStream<TcpStream>, Conn)> {
+) -> Result<(TlsStream<TcpStream>, Conn), HandshakeFailure> {
     let state = &shared.listeners[listener];
-    let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+    let mut first = [0u8; 3];
+    let seen = tcp
+        .peek(&mut first)
+        .await
+        .map_err(|err| HandshakeFailure::io(None, err))?;
+    if looks_like_plain_http(&first[..seen]) {
+        // Best effort: the client may already be gone.
+        let _ = tcp.write_all(plain_http_response().as_bytes()).await;
+        let _ = tcp.shutdown().await;
+        return Err(HandshakeFailure {
+            sni: None,
+            cause: HandshakeCause::PlainHttp,
+        });
+    }
+    let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
+        .await
+        .map_err(|err| HandshakeFailure::io(None, err))?;
     let sni_raw = start.client_hello().server_name().map(str::to_owned);
     // RFC 6066 §3: the server name is a DNS name, ASCII, without a trailing dot.
     let sni = sni_raw
@@ -263,7 +444,10 @@ async fn handshake(
         state.config.default_vhost,
     );
     let vhost = &shared.site.vhosts[presented];
-    let stream = start.into_stream(vhost.tls.clone()).await?;
+    let stream = start
+        .into_stream(vhost.tls.clone())
+        .await
+        .map_err(|err| HandshakeFailure::io(sni_raw.clone(), err))?;
     let session = stream.get_ref().1;
     // rustls only lets the handshake finish with a client certificate that this virtual
     // host's verifier accepted; a resumed session carries the one verified when it was
