@@ -10,7 +10,7 @@ use crate::fixtures::Site;
 use crate::support::{Client, Proto, TestServer, request};
 
 /// The test site with these `[limits]` lines in place of the fixture's.
-async fn site_with_limits(label: &str, limits: &str) -> (Site, TestServer) {
+pub async fn site_with_limits(label: &str, limits: &str) -> (Site, TestServer) {
     let site = Site::new(label);
     let text = site.config("secure", "").replace(
         "[limits]\nshutdown_timeout_secs = 5",
@@ -23,7 +23,7 @@ async fn site_with_limits(label: &str, limits: &str) -> (Site, TestServer) {
 }
 
 /// Reads until the peer closes (or fails the connection); returns what was read.
-async fn read_to_close(stream: &mut (impl AsyncReadExt + Unpin)) -> Vec<u8> {
+pub async fn read_to_close(stream: &mut (impl AsyncReadExt + Unpin)) -> Vec<u8> {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     loop {

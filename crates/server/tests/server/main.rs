@@ -7,6 +7,7 @@ mod configs;
 mod embedded;
 mod files;
 mod fixtures;
+mod hardening;
 mod limits;
 mod matrix;
 mod requirements;
