@@ -2,13 +2,12 @@
 //! answer (DESIGN.md, "A request's path through the server", steps 2–4).
 
 use std::convert::Infallible;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode, header};
-use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use misdirect_authority::RequestTarget;
@@ -18,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::config::Respond;
 use crate::conn::{Activity, Expired, Watchdog};
+use crate::files::{self, Body};
 use crate::server::{Conn, Shared, Stream};
 
 /// Serves HTTP/1.1 until the client closes, a response says `Connection: close` (every
@@ -42,11 +42,12 @@ pub(crate) async fn serve_h1(
         async move {
             let (parts, _body) = request.into_parts();
             let response = match head_too_large(&parts, shared.limits.max_header_bytes) {
-                Some(size) => header_too_large(&conn, &parts, size, shared.limits.max_header_bytes),
+                Some(size) => header_too_large(&conn, &parts, size, shared.limits.max_header_bytes)
+                    .map(Body::fixed),
                 None => answer(&shared, &conn, &parts).await,
             };
-            drop(in_flight);
-            Ok::<_, Infallible>(response.map(Full::new))
+            // A file body is in progress until it is sent.
+            Ok::<_, Infallible>(response.map(|body| body.holding(in_flight)))
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -100,6 +101,7 @@ pub(crate) async fn serve_h2(
     // and 32 bytes per field) gets 431 on its stream from h2 itself.
     builder
         .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_send_buffer_size(files::H2_SEND_BUFFER)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let handshake = tokio::time::timeout(
         limits.request_timeout,
@@ -185,8 +187,9 @@ pub(crate) async fn serve_h2(
                     Answer::File(root) => {
                         let in_flight = activity.request();
                         tokio::spawn(async move {
-                            let response = serve_file(&root, &parts).await;
-                            send_h2(respond, response);
+                            let mut response = files::serve(&root, &parts).await;
+                            response.headers_mut().insert(header::DATE, date_now());
+                            files::send_h2(respond, response, limits.send_timeout).await;
                             drop(in_flight);
                         });
                     }
@@ -279,10 +282,10 @@ fn send_h2(mut respond: h2::server::SendResponse<Bytes>, response: Response<Byte
 
 /// One request: its target (`misdirect-authority`), the decision (`misdirect-coalesce`),
 /// and the answer (`misdirect-response` for refusals, the virtual host's `respond` else).
-pub(crate) async fn answer(shared: &Shared, conn: &Conn, parts: &Parts) -> Response<Bytes> {
+pub(crate) async fn answer(shared: &Shared, conn: &Conn, parts: &Parts) -> Response<Body> {
     match answer_now(shared, conn, parts) {
-        Answer::Ready(response) => response,
-        Answer::File(root) => serve_file(&root, parts).await,
+        Answer::Ready(response) => response.map(Body::fixed),
+        Answer::File(root) => files::serve(&root, parts).await,
     }
 }
 
@@ -446,124 +449,4 @@ fn with_body(
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CONTENT_LENGTH, length);
     response
-}
-
-/// Serves a file under `root` for GET and HEAD; `index.html` for directories. Paths with
-/// `..`, backslashes, NUL or bad percent-encoding are 404, and so is any file whose real
-/// path (after symbolic links) leaves `root`.
-async fn serve_file(root: &Path, parts: &Parts) -> Response<Bytes> {
-    if parts.method != Method::GET && parts.method != Method::HEAD {
-        let mut response = plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed\n",
-            parts,
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
-    }
-    let Some(relative) = safe_path(parts.uri.path()) else {
-        return plain(StatusCode::NOT_FOUND, "not found\n", parts);
-    };
-    let mut path = root.join(relative);
-    if tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_dir()) {
-        path.push("index.html");
-    }
-    let inside = match (
-        tokio::fs::canonicalize(root).await,
-        tokio::fs::canonicalize(&path).await,
-    ) {
-        (Ok(root), Ok(file)) => file.starts_with(root),
-        _ => false,
-    };
-    if !inside {
-        return plain(StatusCode::NOT_FOUND, "not found\n", parts);
-    }
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => with_body(StatusCode::OK, content_type(&path), bytes.into(), parts),
-        Err(_) => plain(StatusCode::NOT_FOUND, "not found\n", parts),
-    }
-}
-
-fn safe_path(path: &str) -> Option<PathBuf> {
-    let decoded = percent_decode(path)?;
-    if decoded.contains('\\') || decoded.contains('\0') {
-        return None;
-    }
-    let mut out = PathBuf::new();
-    for component in Path::new(decoded.trim_start_matches('/')).components() {
-        match component {
-            Component::Normal(part) => out.push(part),
-            Component::CurDir => {}
-            _ => return None,
-        }
-    }
-    Some(out)
-}
-
-fn percent_decode(input: &str) -> Option<String> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let text = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(text, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn content_type(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("html" | "htm") => "text/html; charset=utf-8",
-        Some("txt") => "text/plain; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("js") => "text/javascript; charset=utf-8",
-        Some("json") => "application/json",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("gif") => "image/gif",
-        Some("webp") => "image/webp",
-        Some("ico") => "image/x-icon",
-        Some("wasm") => "application/wasm",
-        Some("pdf") => "application/pdf",
-        _ => "application/octet-stream",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn safe_paths() {
-        const CASES: &[(&str, Option<&str>)] = &[
-            ("/", Some("")),
-            ("/a/b.html", Some("a/b.html")),
-            ("/./a", Some("a")),
-            ("/a%20b", Some("a b")),
-            ("/../etc/passwd", None),
-            ("/a/../../x", None),
-            ("/%2e%2e/x", None),
-            ("/a%5c..%5cb", None),
-            ("/a%00", None),
-            ("/%zz", None),
-            ("/%4", None),
-        ];
-        for (input, expected) in CASES {
-            assert_eq!(
-                safe_path(input).as_deref(),
-                expected.map(Path::new),
-                "path {input:?}"
-            );
-        }
-    }
 }

@@ -46,6 +46,7 @@ mod config;
 mod conn;
 pub mod embedded;
 mod error;
+mod files;
 mod http;
 mod policy;
 pub mod probe;
