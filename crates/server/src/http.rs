@@ -98,11 +98,13 @@ pub(crate) async fn serve_h2(
     let mut builder = h2::server::Builder::new();
     // h2's reset-flood protections (pending-accept and local-error reset limits) keep
     // their defaults. A header list over max_header_bytes (RFC 9113's measure: name, value
-    // and 32 bytes per field) gets 431 on its stream from h2 itself.
+    // and 32 bytes per field) gets 431 on its stream from h2 itself. h2 refuses a list of
+    // its setting or more, so the setting is one above the largest list served.
+    let header_list = limits.max_header_bytes.saturating_add(1);
     builder
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_send_buffer_size(files::H2_SEND_BUFFER)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(header_list).unwrap_or(u32::MAX));
     let handshake = tokio::time::timeout(
         limits.request_timeout,
         builder.handshake::<_, Bytes>(stream),
