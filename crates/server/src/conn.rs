@@ -147,6 +147,9 @@ pub(crate) enum Expired {
     Head,
     /// HTTP/2: nothing arrived for `keepalive_interval`: time to send a PING.
     PingDue,
+    /// A request is in progress but no byte moved either way for `send_timeout` (a
+    /// client that stopped reading its response).
+    Stalled,
 }
 
 /// The timers of one connection, computed from its [`Activity`] whenever they fire.
@@ -155,6 +158,7 @@ pub(crate) struct Watchdog {
     activity: Arc<Activity>,
     idle: Duration,
     head: Duration,
+    stall: Duration,
     keepalive: Option<Duration>,
 }
 
@@ -165,6 +169,7 @@ impl Watchdog {
             activity,
             idle: limits.idle_timeout,
             head: limits.header_read_timeout,
+            stall: limits.send_timeout,
             keepalive: None,
         }
     }
@@ -175,6 +180,7 @@ impl Watchdog {
             activity,
             idle: limits.idle_timeout,
             head: limits.header_read_timeout,
+            stall: limits.send_timeout,
             keepalive: Some(limits.keepalive_interval),
         }
     }
@@ -196,15 +202,17 @@ impl Watchdog {
         }
     }
 
-    /// The earliest deadline and what it means. A busy connection has no deadline of its
-    /// own (its response's send timeout applies): it is looked at again after a full idle
-    /// period.
+    /// The earliest deadline and what it means.
     fn next(&self, pinging: bool) -> (Instant, Option<Expired>) {
         let a = &*self.activity;
-        let now = a.now();
         let head = a.head_started.load(Ordering::Relaxed);
         let mut next = if a.in_flight.load(Ordering::Acquire) != 0 {
-            (a.at(now) + self.idle, None)
+            let moved = a
+                .last_read
+                .load(Ordering::Relaxed)
+                .max(a.last_write.load(Ordering::Relaxed))
+                .max(a.last_request.load(Ordering::Relaxed));
+            (a.at(moved) + self.stall, Some(Expired::Stalled))
         } else if head != NEVER {
             (a.at(head) + self.head, Some(Expired::Head))
         } else {

@@ -145,7 +145,7 @@ pub(crate) async fn serve_h2(
                             ping_deadline = Some(tokio::time::Instant::now() + limits.keepalive_timeout);
                         }
                     }
-                    Expired::Idle | Expired::Head => {
+                    Expired::Idle | Expired::Head | Expired::Stalled => {
                         tracing::debug!(peer = %conn.peer, "HTTP/2 connection idle; GOAWAY");
                         connection.graceful_shutdown();
                         closing = Some(tokio::time::Instant::now() + limits.request_timeout);

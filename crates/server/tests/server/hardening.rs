@@ -444,3 +444,37 @@ async fn out_of_file_descriptors_idle_connections_make_room_for_a_new_client() {
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(idle);
 }
+
+#[tokio::test]
+async fn an_http1_client_that_stops_reading_its_response_is_cut_off_after_the_send_timeout() {
+    let site = Site::new("h1-stall");
+    let public = site.dir.join("public");
+    std::fs::create_dir_all(&public).unwrap();
+    let size = 32 * 1024 * 1024;
+    std::fs::write(public.join("big.bin"), vec![7u8; size]).unwrap();
+    let text = site
+        .config("secure", "")
+        .replace("[limits]\n", "[limits]\nsend_timeout_secs = 0.5\n")
+        .replace(
+            "name = \"c.test\"\ncert = \"c.pem\"\nkey = \"c.key\"\n",
+            "name = \"c.test\"\ncert = \"c.pem\"\nkey = \"c.key\"\nrespond = { dir = \"public\" }\n",
+        );
+    assert!(text.contains("dir = \"public\"") && text.contains("send_timeout_secs"));
+    let path = site.write("stall.toml", &text);
+    let server = crate::support::TestServer::start(&path).await;
+    let client = Client::new(&site.ca.roots(), Some("c.test"), "c.test", Proto::H1);
+    let mut tls = client.tls(server.addr).await.unwrap();
+    tls.write_all(b"GET /big.bin HTTP/1.1\r\nHost: c.test\r\n\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    // Read nothing while the socket buffers fill and the server stalls.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let seen = tokio::time::timeout(Duration::from_secs(10), read_to_close(&mut tls))
+        .await
+        .expect("the connection stays open although its reader stalled");
+    assert!(
+        seen.len() < size,
+        "the whole file arrived: the server never gave up on the stalled reader"
+    );
+}
