@@ -36,7 +36,7 @@ pub(crate) struct LoadedVhost {
     /// Its end-entity certificate's subject and SHA-256 fingerprint, for reports.
     pub(crate) cert_id: misdirect_certmatch::CertId,
     /// Which trust-anchor set verifies its client certificates: virtual hosts whose CA
-    /// bundles are byte-for-byte equal share a number.
+    /// bundles hold the same certificates share a number (see [`AnchorSets`]).
     pub(crate) anchors: Option<u32>,
 }
 
@@ -46,7 +46,7 @@ const SESSION_CACHE_SIZE: usize = 1024;
 impl Site {
     pub(crate) fn load(config: &Config) -> Result<Self, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut bundles: Vec<Vec<u8>> = Vec::new();
+        let mut bundles = AnchorSets::default();
         let mut vhosts = Vec::with_capacity(config.vhosts.len());
         for vhost in &config.vhosts {
             let loaded = load_vhost(vhost, &provider, &mut bundles)
@@ -77,10 +77,39 @@ impl Site {
     }
 }
 
+/// The distinct trust-anchor sets of a site's client-certificate virtual hosts.
+///
+/// A set is its DER certificates as a set: the order of a bundle, duplicates, and the
+/// whitespace, comments and line breaks of its PEM file do not matter, so two files with the
+/// same CAs are one set and a certificate verified for one counts for the other.
+#[derive(Debug, Default)]
+struct AnchorSets {
+    /// Each set's certificates, sorted and deduplicated; a set's id is its position.
+    sets: Vec<Vec<Vec<u8>>>,
+}
+
+impl AnchorSets {
+    /// The id of the set holding exactly `certs`, numbering a new set when it is not known.
+    fn id(&mut self, certs: &[CertificateDer<'_>]) -> u32 {
+        let mut key: Vec<Vec<u8>> = certs.iter().map(|c| c.as_ref().to_vec()).collect();
+        key.sort_unstable();
+        key.dedup();
+        let position = match self.sets.iter().position(|set| *set == key) {
+            Some(position) => position,
+            None => {
+                self.sets.push(key);
+                self.sets.len() - 1
+            }
+        };
+        // A configuration has far fewer than 2^32 virtual hosts.
+        u32::try_from(position).unwrap_or(u32::MAX)
+    }
+}
+
 fn load_vhost(
     vhost: &Vhost,
     provider: &Arc<CryptoProvider>,
-    bundles: &mut Vec<Vec<u8>>,
+    bundles: &mut AnchorSets,
 ) -> Result<LoadedVhost, Error> {
     let name = &vhost.name;
     let cert_error = |message: String| {
@@ -155,15 +184,17 @@ fn load_vhost(
         None => builder.with_no_client_auth(),
         Some(auth) => {
             let pem = read(&auth.ca, name)?;
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|err| {
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| {
                     cert_error(format!(
                         "client_auth.ca {}: not a PEM certificate: {err}",
                         auth.ca.label()
                     ))
                 })?;
-                roots.add(cert).map_err(|err| {
+            let mut roots = RootCertStore::empty();
+            for cert in &certs {
+                roots.add(cert.clone()).map_err(|err| {
                     cert_error(format!(
                         "client_auth.ca {}: not a usable trust anchor: {err}",
                         auth.ca.label()
@@ -176,14 +207,7 @@ fn load_vhost(
                     auth.ca.label()
                 )));
             }
-            let position = match bundles.iter().position(|b| *b == pem) {
-                Some(position) => position,
-                None => {
-                    bundles.push(pem);
-                    bundles.len() - 1
-                }
-            };
-            anchors = Some(u32::try_from(position).unwrap_or(u32::MAX));
+            anchors = Some(bundles.id(&certs));
             let mut verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             if !auth.required {
@@ -260,5 +284,58 @@ impl Vhost {
             CertSource::Pem { key, .. } => key.label(),
             CertSource::SelfSigned => "(self-signed)".to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, DnType, IsCa, KeyPair};
+
+    use super::*;
+
+    /// A self-signed CA certificate in PEM.
+    fn ca(name: &str) -> String {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).expect("certificate").pem()
+    }
+
+    fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
+        CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("PEM")
+    }
+
+    #[test]
+    fn anchor_sets_are_sets_of_certificates_not_files() {
+        let (one, two, other) = (ca("one"), ca("two"), ca("other"));
+        let mut sets = AnchorSets::default();
+        let base = sets.id(&certs(&one));
+        // (bundle, same set as `one` alone)
+        let cases: &[(String, bool)] = &[
+            (one.clone(), true),
+            (format!("{one}\n"), true),
+            (
+                format!("# the client CA\n\n{}", one.replace('\n', "\r\n")),
+                true,
+            ),
+            (format!("{one}{one}"), true),
+            (other.clone(), false),
+            (format!("{one}{two}"), false),
+        ];
+        for (bundle, same) in cases {
+            assert_eq!(sets.id(&certs(bundle)) == base, *same, "{bundle}");
+        }
+        // Two CAs: the order of the bundle does not matter.
+        assert_eq!(
+            sets.id(&certs(&format!("{one}{two}"))),
+            sets.id(&certs(&format!("{two}\n{one}")))
+        );
+        assert_ne!(
+            sets.id(&certs(&format!("{one}{two}"))),
+            sets.id(&certs(&format!("{one}{other}")))
+        );
     }
 }

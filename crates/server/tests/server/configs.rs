@@ -1,5 +1,6 @@
 //! Bad configurations fail at start with one message naming the file and the problem, and
-//! a non-zero exit; `warn_only` serves and logs.
+//! a non-zero exit; `warn_only` serves and logs; names and CA bundles are compared by what
+//! they mean, not how they are spelled.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -7,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::fixtures::Site;
-use crate::support::{Client, Proto, request};
+use crate::support::{Client, Proto, TestServer, request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_misdirect");
 
@@ -230,4 +231,52 @@ async fn next_line(
         .await
         .expect("a log line")
         .expect("the server is running")
+}
+
+/// Two virtual hosts share a certificate and require client certificates from the same CA,
+/// named in two files that differ only in formatting: one trust-anchor set, so a coalesced
+/// request with a client certificate from that CA is served.
+#[tokio::test]
+async fn one_ca_in_two_files_is_one_anchor_set() {
+    let site = Site::new("anchor-files");
+    site.ca.server_cert(&site.dir, "xy", &["x.test", "y.test"]);
+    let ca = std::fs::read_to_string(site.dir.join("client-ca.pem")).unwrap();
+    std::fs::write(
+        site.dir.join("client-ca-copy.pem"),
+        format!(
+            "# the same CA, saved again\n\n{}\n",
+            ca.replace('\n', "\r\n")
+        ),
+    )
+    .unwrap();
+    let text = site.config("secure", "")
+        + r#"
+[[vhost]]
+name = "x.test"
+cert = "xy.pem"
+key = "xy.key"
+client_auth = { ca = "client-ca.pem", required = true }
+
+[[vhost]]
+name = "y.test"
+cert = "xy.pem"
+key = "xy.key"
+client_auth = { ca = "client-ca-copy.pem", required = true }
+"#;
+    let server = TestServer::start(&site.write("anchors.toml", &text)).await;
+    for proto in [Proto::H1, Proto::H2] {
+        let client = Client::new(&site.ca.roots(), Some("x.test"), "x.test", proto)
+            .cert(Some(site.client.clone()));
+        let mut conn = client.connect(server.addr).await.unwrap();
+        let resp = conn
+            .send(request(proto, Some("y.test"), &[]))
+            .await
+            .unwrap();
+        assert_eq!(
+            (resp.status, resp.reason(), resp.text()),
+            (200, None, "vhost y.test\n".to_owned()),
+            "{proto:?}"
+        );
+    }
+    server.shutdown().await;
 }
