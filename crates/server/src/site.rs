@@ -136,6 +136,14 @@ fn load_vhost(
                 )));
             }
             let key_pem = read(key, name)?;
+            if is_encrypted_key(&key_pem) {
+                return Err(cert_error(format!(
+                    "key {}: encrypted private keys are not supported; write a decrypted copy \
+                     (openssl pkey -in key.pem -out key-plain.pem), keep it readable only by \
+                     the server's user, and name that file in key",
+                    key.label()
+                )));
+            }
             let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|err| {
                 cert_error(format!("key {}: not a PEM private key: {err}", key.label()))
             })?;
@@ -244,6 +252,13 @@ fn load_vhost(
     })
 }
 
+/// Whether a PEM key file holds an encrypted key: PKCS#8 `ENCRYPTED PRIVATE KEY`, or a
+/// legacy OpenSSL key with a `Proc-Type: 4,ENCRYPTED` header. rustls reads neither.
+fn is_encrypted_key(pem: &[u8]) -> bool {
+    let contains = |needle: &[u8]| pem.windows(needle.len()).any(|w| w == needle);
+    contains(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || contains(b"Proc-Type: 4,ENCRYPTED")
+}
+
 fn read(material: &Material, vhost: &str) -> Result<Vec<u8>, Error> {
     match material {
         Material::File(path) => std::fs::read(path).map_err(|err| {
@@ -337,5 +352,27 @@ mod tests {
             sets.id(&certs(&format!("{one}{two}"))),
             sets.id(&certs(&format!("{one}{other}")))
         );
+    }
+
+    #[test]
+    fn encrypted_keys_are_recognised() {
+        const CASES: &[(&str, bool)] = &[
+            (
+                "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n",
+                true,
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nMIIB\n-----END RSA PRIVATE KEY-----\n",
+                true,
+            ),
+            (
+                "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+                false,
+            ),
+            ("", false),
+        ];
+        for (pem, encrypted) in CASES {
+            assert_eq!(is_encrypted_key(pem.as_bytes()), *encrypted, "{pem}");
+        }
     }
 }

@@ -10,6 +10,17 @@ use std::time::{Duration, Instant};
 use crate::fixtures::Site;
 use crate::support::{Client, Proto, TestServer, request};
 
+/// A P-256 key in encrypted PKCS#8 (`openssl pkcs8 -topk8 -v2 aes-256-cbc`), which rustls
+/// cannot read.
+const ENCRYPTED_KEY: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----
+MIHsMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAiLVioFhm6hwgICCAAw
+DAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEEBjWd8NBDOpPv5KZ8CLO05YEgZCz
+NEoaKfo8jDnrg4V6EwIOd4mzZvxtbGfoiKBmTLBfolwOzgam+GevRcgi9zKTGcA9
+xWw++c1zmgeppGRLCGUGnlpIg2VnOJk65oGFsewjsO87YljZLdLy77BSOgIl0r4W
+pj6Bebt7OU+MBcJlqiy1tij/nHSQ5NcvwJXL9gBt3emHmcV9uBfLFP9xLW1r4lg=
+-----END ENCRYPTED PRIVATE KEY-----
+";
+
 const BIN: &str = env!("CARGO_BIN_EXE_misdirect");
 
 /// Runs `misdirect serve --config path` and returns (exit success, stderr); fails the test
@@ -50,6 +61,7 @@ fn bad_configs_fail_at_start_naming_file_and_problem() {
         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
     )
     .unwrap();
+    std::fs::write(site.dir.join("encrypted.key"), ENCRYPTED_KEY).unwrap();
     let cases: Vec<(&str, String, &[&str])> = vec![
         (
             "unknown-key.toml",
@@ -107,6 +119,16 @@ fn bad_configs_fail_at_start_naming_file_and_problem() {
                 1,
             ),
             &["default_vhost \"z.test\""],
+        ),
+        (
+            "encrypted-key.toml",
+            good.replacen("key = \"c.key\"", "key = \"encrypted.key\"", 1),
+            &[
+                "vhost \"c.test\"",
+                "encrypted.key",
+                "encrypted private keys are not supported",
+                "openssl pkey -in key.pem -out key-plain.pem",
+            ],
         ),
         (
             "bad-ca.toml",
