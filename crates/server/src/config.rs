@@ -392,13 +392,21 @@ impl RawListener {
                 return Err(invalid(format!("listener {addr}: public_ports contains 0")));
             }
         }
+        // Spelled like any name: case, a trailing dot and Unicode labels do not matter.
         let default_vhost = match &self.default_vhost {
             None => 0,
-            Some(name) => vhosts.iter().position(|v| v.name == *name).ok_or_else(|| {
-                invalid(format!(
-                    "listener {addr}: default_vhost \"{name}\" is not the name of any [[vhost]]"
-                ))
-            })?,
+            Some(name) => config_pattern(name)
+                .ok()
+                .and_then(|pattern| {
+                    vhosts
+                        .iter()
+                        .position(|v| v.patterns.first() == Some(&pattern))
+                })
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "listener {addr}: default_vhost \"{name}\" is not the name of any [[vhost]]"
+                    ))
+                })?,
         };
         Ok(Listener {
             addr,

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use misdirect_server::Config;
+
 use crate::fixtures::Site;
 use crate::support::{Client, Proto, TestServer, request};
 
@@ -253,6 +255,40 @@ async fn next_line(
         .await
         .expect("a log line")
         .expect("the server is running")
+}
+
+/// `default_vhost` is spelled like any other name: case, a trailing dot and Unicode do not
+/// matter. A client without SNI gets the named virtual host's certificate.
+#[tokio::test]
+async fn default_vhost_is_normalised_like_every_name() {
+    let site = Site::new("default-spelling");
+    let text = site.config("secure", "").replacen(
+        "default_vhost = \"a.test\"",
+        "default_vhost = \"C.Test.\"",
+        1,
+    );
+    let server = TestServer::start(&site.write("spelling.toml", &text)).await;
+    // The certificate is verified as c.test: only c.test's virtual host presents it.
+    let client = Client::new(&site.ca.roots(), None, "c.test", Proto::H1);
+    let mut conn = client.connect(server.addr).await.unwrap();
+    let resp = conn
+        .send(request(Proto::H1, Some("c.test"), &[]))
+        .await
+        .unwrap();
+    assert_eq!((resp.status, resp.text().as_str()), (200, "vhost c.test\n"));
+    server.shutdown().await;
+
+    let unknown = site.config("secure", "").replacen(
+        "default_vhost = \"a.test\"",
+        "default_vhost = \"d.test\"",
+        1,
+    );
+    let err = Config::from_file(site.write("unknown-default.toml", &unknown)).unwrap_err();
+    assert!(
+        err.message()
+            .contains("default_vhost \"d.test\" is not the name of any [[vhost]]"),
+        "{err}"
+    );
 }
 
 /// Two virtual hosts share a certificate and require client certificates from the same CA,
