@@ -203,17 +203,74 @@ impl Config {
         &self.source
     }
 
-    /// Overrides the listen address of every listener: `bind` the IP, `port` the port.
-    /// A listener whose `public_ports` were not set follows the new port.
-    pub fn override_addr(&mut self, bind: Option<std::net::IpAddr>, port: Option<u16>) {
-        for listener in &mut self.listeners {
-            if let Some(ip) = bind {
-                listener.addr.set_ip(ip);
-            }
-            if let Some(port) = port {
-                listener.addr.set_port(port);
-            }
+    /// Overrides the listen address of every listener: `bind` the IP, `port` the port
+    /// (`misdirect serve --bind` and `--port`). A listener whose `public_ports` were not set
+    /// follows the new port.
+    ///
+    /// Fails, leaving the configuration unchanged, when the override gives two listeners the
+    /// same address (a port of 0 is a different free port for each):
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use misdirect_server::Config;
+    ///
+    /// let text = r#"
+    /// [[listener]]
+    /// addr = "127.0.0.1:8443"
+    /// [[listener]]
+    /// addr = "127.0.0.1:9443"
+    /// [[vhost]]
+    /// name = "a.test"
+    /// self_signed = true
+    /// "#;
+    /// let mut config = Config::from_toml(text, Path::new("misdirect.toml"), Path::new("."))?;
+    /// let err = config.override_addr(None, Some(8443)).unwrap_err();
+    /// assert!(err.message().starts_with("--port 8443 gives listeners 1 and 2 the same address"));
+    /// config.override_addr(None, Some(0))?;
+    /// # Ok::<(), misdirect_server::Error>(())
+    /// ```
+    pub fn override_addr(
+        &mut self,
+        bind: Option<std::net::IpAddr>,
+        port: Option<u16>,
+    ) -> Result<(), Error> {
+        let addrs: Vec<SocketAddr> = self
+            .listeners
+            .iter()
+            .map(|listener| {
+                let mut addr = listener.addr;
+                if let Some(ip) = bind {
+                    addr.set_ip(ip);
+                }
+                if let Some(port) = port {
+                    addr.set_port(port);
+                }
+                addr
+            })
+            .collect();
+        if let Some((first, second)) = same_address(&addrs) {
+            let flags = [
+                bind.map(|ip| format!("--bind {ip}")),
+                port.map(|port| format!("--port {port}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+            return Err(invalid(format!(
+                "{flags} gives listeners {} and {} the same address {}; a server cannot listen \
+                 twice on one address: leave out {flags}, or give each [[listener]] its own \
+                 addr in the configuration",
+                first + 1,
+                second + 1,
+                addrs[first]
+            ))
+            .in_file(&self.source));
         }
+        for (listener, addr) in self.listeners.iter_mut().zip(addrs) {
+            listener.addr = addr;
+        }
+        Ok(())
     }
 
     pub(crate) fn new_checked(
@@ -305,6 +362,14 @@ struct RawLimits {
     max_connections: Option<usize>,
 }
 
+/// The first two listeners (by index) with the same address; port 0 is never the same.
+fn same_address(addrs: &[SocketAddr]) -> Option<(usize, usize)> {
+    addrs.iter().enumerate().find_map(|(second, addr)| {
+        let first = addrs[..second].iter().position(|a| a == addr)?;
+        (addr.port() != 0).then_some((first, second))
+    })
+}
+
 /// A name or alias from configuration: Unicode labels become A-labels (UTS 46, through
 /// `HostName::from_config`), a wildcard keeps its `*.`, one trailing dot is dropped.
 fn config_pattern(spelled: &str) -> Result<DnsPattern, String> {
@@ -364,6 +429,17 @@ impl RawConfig {
         };
         for raw in raw_listeners {
             listeners.push(raw.check(&vhosts)?);
+        }
+        let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.addr).collect();
+        if let Some((first, second)) = same_address(&addrs) {
+            return Err(invalid(format!(
+                "listeners {} and {} have the same addr {}; a server cannot listen twice on one \
+                 address: give each [[listener]] its own addr (or list more ports in one \
+                 listener's public_ports)",
+                first + 1,
+                second + 1,
+                addrs[first]
+            )));
         }
         Ok(Config {
             source: source.to_path_buf(),

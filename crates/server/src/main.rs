@@ -222,7 +222,9 @@ fn serve(args: ServeArgs) -> ExitCode {
             },
         };
         let mut config = config;
-        config.override_addr(args.bind, args.port);
+        if let Err(err) = config.override_addr(args.bind, args.port) {
+            return fail(&err);
+        }
         let server = match Server::bind(config).await {
             Ok(server) => server,
             Err(err) => return fail(&err),

@@ -291,6 +291,70 @@ async fn default_vhost_is_normalised_like_every_name() {
     );
 }
 
+/// `--port` (and `--bind`) that give two listeners one address fail before binding, saying
+/// so; so does a configuration that lists one address twice.
+#[test]
+fn one_address_for_two_listeners() {
+    let site = Site::new("same-address");
+    let two = |first: &str, second: &str| {
+        let text = site.config("secure", "").replacen(
+            "[[listener]]\naddr = \"127.0.0.1:0\"",
+            &format!("[[listener]]\naddr = \"{first}\"\n\n[[listener]]\naddr = \"{second}\""),
+            1,
+        );
+        Config::from_toml(&text, Path::new("two.toml"), &site.dir)
+    };
+    let mut config = two("127.0.0.1:8443", "127.0.0.1:9443").unwrap();
+    // (bind, port, expected message)
+    let cases: &[(Option<&str>, Option<u16>, Option<&str>)] = &[
+        (
+            None,
+            Some(8443),
+            Some("--port 8443 gives listeners 1 and 2 the same address 127.0.0.1:8443; "),
+        ),
+        (Some("127.0.0.1"), None, None),
+        (None, Some(0), None),
+    ];
+    for (bind, port, expected) in cases {
+        let mut config = config.clone();
+        let result = config.override_addr(bind.map(|ip| ip.parse().unwrap()), *port);
+        match (result, expected) {
+            (Ok(()), None) => {}
+            (Err(err), Some(expected)) => {
+                assert!(err.message().starts_with(expected), "{err}");
+                assert!(err.message().contains("leave out --port 8443"), "{err}");
+                assert_eq!(err.file(), Some(Path::new("two.toml")));
+            }
+            (other, _) => panic!("{bind:?} {port:?}: {other:?}"),
+        }
+    }
+    // A failed override changes nothing.
+    assert!(config.override_addr(None, Some(8443)).is_err());
+    assert!(
+        config
+            .override_addr(Some("0.0.0.0".parse().unwrap()), None)
+            .is_ok()
+    );
+
+    let mut config = two("127.0.0.1:8443", "127.0.0.2:8443").unwrap();
+    let err = config
+        .override_addr(Some("0.0.0.0".parse().unwrap()), None)
+        .unwrap_err();
+    assert!(
+        err.message()
+            .starts_with("--bind 0.0.0.0 gives listeners 1 and 2 the same address 0.0.0.0:8443"),
+        "{err}"
+    );
+
+    let err = two("127.0.0.1:8443", "127.0.0.1:8443").unwrap_err();
+    assert!(
+        err.message()
+            .starts_with("listeners 1 and 2 have the same addr 127.0.0.1:8443"),
+        "{err}"
+    );
+    assert!(two("127.0.0.1:0", "127.0.0.1:0").is_ok());
+}
+
 /// Two virtual hosts share a certificate and require client certificates from the same CA,
 /// named in two files that differ only in formatting: one trust-anchor set, so a coalesced
 /// request with a client certificate from that CA is served.
