@@ -10,10 +10,14 @@
 //! | `*.wild.localhost` | its own wildcard | – |
 //! | `secure.localhost` | shared | required, verified by the CA |
 //!
-//! The CA certificate and the client certificate and key are written to a directory so that
-//! curl can use them; [`EXAMPLES`] lists the requests that show a 200, a
-//! coalesced 200, a 421 with its reason, the client-certificate 421 and a 200 with the
-//! client certificate.
+//! Everything is made in memory by [`Embedded::generate`]. Once the listener is bound,
+//! [`Embedded::write_files`] writes the CA certificate and the client certificate and key to
+//! a directory so that curl can use them — a second `misdirect serve` that cannot bind leaves
+//! the first one's files alone. The directory must be private: a new one is made with mode
+//! 0700, and one that is a symbolic link, is writable by group or others, or belongs to another
+//! user is refused; the key is written with mode 0600, never through a symbolic link.
+//! [`EXAMPLES`] lists the requests that show a 200, a coalesced 200, a 421 with its reason,
+//! the client-certificate 421 and a 200 with the client certificate.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -35,11 +39,13 @@ use crate::error::{Error, ErrorKind};
 /// The default listen address of the embedded set-up.
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8443);
 
-/// The embedded set-up: its configuration and the files written for clients.
+/// The embedded set-up: its configuration and the files for clients.
 #[derive(Debug)]
 pub struct Embedded {
     config: Config,
     dir: PathBuf,
+    /// `(file name, contents, secret)`: written by [`Embedded::write_files`].
+    files: Vec<(&'static str, String, bool)>,
 }
 
 /// One request that shows what the server does, and what it answers.
@@ -112,9 +118,19 @@ pub const CLIENT_CERT_FILE: &str = "client.pem";
 pub const CLIENT_KEY_FILE: &str = "client.key";
 
 impl Embedded {
-    /// Generates the CA and certificates, writes the CA certificate and the client
-    /// certificate and key to `dir` (created if missing), and returns the configuration for
-    /// a listener on `addr`.
+    /// Generates the CA and certificates in memory and returns the configuration for a
+    /// listener on `addr`. Nothing is written: [`Embedded::write_files`] puts the CA
+    /// certificate and the client certificate and key in `dir`, once the server is bound.
+    ///
+    /// ```
+    /// use misdirect_server::embedded::{DEFAULT_ADDR, Embedded};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("misdirect-doc-{}", std::process::id()));
+    /// let embedded = Embedded::generate(&dir, DEFAULT_ADDR)?;
+    /// assert_eq!(embedded.dir(), dir);
+    /// assert!(!dir.exists());
+    /// # Ok::<(), misdirect_server::Error>(())
+    /// ```
     pub fn generate(dir: &Path, addr: SocketAddr) -> Result<Self, Error> {
         let fail = |what: &str, err: rcgen::Error| {
             Error::new(
@@ -163,21 +179,17 @@ impl Embedded {
         let wild = leaf(&["*.wild.localhost"], false)?;
         let (client_chain, client_key) = leaf(&[], true)?;
 
-        std::fs::create_dir_all(dir).map_err(|err| {
-            Error::new(
-                ErrorKind::Io,
-                format!("cannot create {}: {err}", dir.display()),
-            )
-        })?;
         // Only the client certificate itself: curl sends what the file holds.
         let client_cert_only = client_chain
             .split_inclusive("-----END CERTIFICATE-----\n")
             .next()
             .unwrap_or(&client_chain)
             .to_string();
-        write(&dir.join(CA_FILE), &ca_cert.pem())?;
-        write(&dir.join(CLIENT_CERT_FILE), &client_cert_only)?;
-        write(&dir.join(CLIENT_KEY_FILE), &client_key)?;
+        let files = vec![
+            (CA_FILE, ca_cert.pem(), false),
+            (CLIENT_CERT_FILE, client_cert_only, false),
+            (CLIENT_KEY_FILE, client_key, true),
+        ];
 
         let pem = |label: &str, (cert, key): &(String, String)| CertSource::Pem {
             cert: Material::Inline {
@@ -236,7 +248,39 @@ impl Embedded {
                 Limits::default(),
             ),
             dir: dir.to_path_buf(),
+            files,
         })
+    }
+
+    /// Writes `ca.pem`, `client.pem` and `client.key` to [`Embedded::dir`]. Call it after
+    /// [`crate::Server::bind`] succeeded, so that a server that cannot start does not replace
+    /// the files of one that runs.
+    ///
+    /// On Unix the directory must be private. A missing one is created with mode 0700 (its
+    /// missing parents as usual). An existing one is refused — with an error naming it — when
+    /// it is a symbolic link, is writable by group or others, or belongs to another user; so
+    /// is a file name in it that is a symbolic link or anything but a regular file. Each file
+    /// is written to a new temporary file (`create_new`, which never follows a link) and
+    /// renamed over the old one: the key with mode 0600, the certificates 0644.
+    ///
+    /// ```
+    /// use misdirect_server::embedded::{CLIENT_KEY_FILE, DEFAULT_ADDR, Embedded};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("misdirect-doc-write-{}", std::process::id()));
+    /// let embedded = Embedded::generate(&dir, DEFAULT_ADDR)?;
+    /// embedded.write_files()?;
+    /// #[cfg(unix)]
+    /// {
+    ///     use std::os::unix::fs::PermissionsExt;
+    ///     let mode = |path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    ///     assert_eq!(mode(dir.clone()), 0o700);
+    ///     assert_eq!(mode(dir.join(CLIENT_KEY_FILE)), 0o600);
+    /// }
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), misdirect_server::Error>(())
+    /// ```
+    pub fn write_files(&self) -> Result<(), Error> {
+        private::write_files(&self.dir, &self.files)
     }
 
     /// The configuration to start the server with.
@@ -308,13 +352,158 @@ impl Embedded {
     }
 }
 
-fn write(path: &Path, contents: &str) -> Result<(), Error> {
-    std::fs::write(path, contents).map_err(|err| {
-        Error::new(
-            ErrorKind::Io,
-            format!("cannot write {}: {err}", path.display()),
-        )
-    })
+/// An I/O error about `path`.
+fn io_error(path: &Path, what: &str, err: &std::io::Error) -> Error {
+    Error::new(
+        ErrorKind::Io,
+        format!("embedded set-up: cannot {what} {}: {err}", path.display()),
+    )
+}
+
+/// A directory or file the embedded set-up will not write to, and what to do instead.
+#[cfg_attr(not(unix), allow(dead_code))]
+fn refused(path: &Path, problem: &str) -> Error {
+    Error::new(
+        ErrorKind::Io,
+        format!(
+            "embedded set-up: {} {problem}; the client key is written there, so it must be a \
+             directory of your own that no one else can write to: fix it, or pass --out-dir \
+             with another directory",
+            path.display()
+        ),
+    )
+}
+
+#[cfg(unix)]
+mod private {
+    //! Private files on Unix: a 0700 directory of our own, no symbolic links followed.
+
+    use std::fs::{DirBuilder, File, OpenOptions};
+    use std::io::{ErrorKind as IoKind, Write as _};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    use std::path::Path;
+
+    use super::{io_error, refused};
+    use crate::error::Error;
+
+    pub(super) fn write_files(dir: &Path, files: &[(&str, String, bool)]) -> Result<(), Error> {
+        let owner = private_dir(dir)?;
+        for (name, _, _) in files {
+            let path = dir.join(name);
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(refused(
+                        &path,
+                        "is a symbolic link, which misdirect never writes through",
+                    ));
+                }
+                Ok(meta) if !meta.is_file() => {
+                    return Err(refused(&path, "is not a regular file"));
+                }
+                Ok(_) => {}
+                Err(err) if err.kind() == IoKind::NotFound => {}
+                Err(err) => return Err(io_error(&path, "inspect", &err)),
+            }
+        }
+        for (name, contents, secret) in files {
+            let path = dir.join(name);
+            let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+            // A leftover of an interrupted run; removing a link removes the link only.
+            match std::fs::remove_file(&temp) {
+                Err(err) if err.kind() != IoKind::NotFound => {
+                    return Err(io_error(&temp, "remove", &err));
+                }
+                _ => {}
+            }
+            // `create_new` is O_CREAT | O_EXCL: it fails on any existing name, links included.
+            let mut file: File = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(if *secret { 0o600 } else { 0o644 })
+                .open(&temp)
+                .map_err(|err| io_error(&temp, "create", &err))?;
+            // The new file is ours: its owner is who we are.
+            let me = file
+                .metadata()
+                .map_err(|err| io_error(&temp, "inspect", &err))?
+                .uid();
+            if me != owner {
+                let _ = std::fs::remove_file(&temp);
+                return Err(refused(
+                    dir,
+                    &format!("belongs to another user (uid {owner}, not {me})"),
+                ));
+            }
+            let written = file
+                .write_all(contents.as_bytes())
+                .and_then(|()| file.sync_all());
+            drop(file);
+            // `rename` replaces the name itself, never what a link there points to.
+            if let Err(err) = written.and_then(|()| std::fs::rename(&temp, &path)) {
+                let _ = std::fs::remove_file(&temp);
+                return Err(io_error(&path, "write", &err));
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates `dir` with mode 0700 if it is missing; refuses it when it is a symbolic link,
+    /// not a directory, or writable by group or others. Returns its owner's uid.
+    fn private_dir(dir: &Path) -> Result<u32, Error> {
+        match std::fs::symlink_metadata(dir) {
+            Ok(_) => {}
+            Err(err) if err.kind() == IoKind::NotFound => {
+                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|err| io_error(parent, "create", &err))?;
+                }
+                match DirBuilder::new().mode(0o700).create(dir) {
+                    // Made by someone else in the meantime: checked below like any other.
+                    Err(err) if err.kind() != IoKind::AlreadyExists => {
+                        return Err(io_error(dir, "create", &err));
+                    }
+                    _ => {}
+                }
+            }
+            Err(err) => return Err(io_error(dir, "inspect", &err)),
+        }
+        let meta = std::fs::symlink_metadata(dir).map_err(|err| io_error(dir, "inspect", &err))?;
+        if meta.file_type().is_symlink() {
+            return Err(refused(dir, "is a symbolic link"));
+        }
+        if !meta.is_dir() {
+            return Err(refused(dir, "is not a directory"));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(refused(
+                dir,
+                &format!(
+                    "is writable by group or others (mode {:o})",
+                    meta.mode() & 0o7777
+                ),
+            ));
+        }
+        Ok(meta.uid())
+    }
+}
+
+#[cfg(not(unix))]
+mod private {
+    //! Elsewhere: the directory is created if missing and the files written plainly.
+
+    use std::path::Path;
+
+    use super::io_error;
+    use crate::error::Error;
+
+    pub(super) fn write_files(dir: &Path, files: &[(&str, String, bool)]) -> Result<(), Error> {
+        std::fs::create_dir_all(dir).map_err(|err| io_error(dir, "create", &err))?;
+        for (name, contents, _) in files {
+            let path = dir.join(name);
+            std::fs::write(&path, contents).map_err(|err| io_error(&path, "write", &err))?;
+        }
+        Ok(())
+    }
 }
 
 /// Quotes a path for a POSIX shell when it needs it.

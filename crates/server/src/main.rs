@@ -229,8 +229,14 @@ fn serve(args: ServeArgs) -> ExitCode {
             Ok(server) => server,
             Err(err) => return fail(&err),
         };
-        if let (Some(embedded), Some(addr)) = (&embedded, server.local_addrs().first()) {
-            emit(&format!("{}\n", embedded.instructions(*addr)));
+        // Only a server that got its port replaces the files a running one may be using.
+        if let Some(embedded) = &embedded {
+            if let Err(err) = embedded.write_files() {
+                return fail(&err);
+            }
+            if let Some(addr) = server.local_addrs().first() {
+                emit(&format!("{}\n", embedded.instructions(*addr)));
+            }
         }
         server.run(shutdown_signal()).await;
         ExitCode::SUCCESS
