@@ -3,17 +3,19 @@
 //! The configuration and its certificates are loaded exactly as `misdirect serve` loads
 //! them; each listener's virtual-host table is audited with `misdirect_coalesce::Audit`,
 //! which also proves that no connection reaches a client-certificate virtual host without
-//! authenticating for it.
+//! authenticating for it. The server adds what only it knows: a default virtual host that
+//! requires client certificates (`default-requires-client-cert`).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
+use misdirect_certmatch::CertId;
 use misdirect_coalesce::{Audit, AuditFinding, Severity};
 use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::policy::Table;
+use crate::policy::{self, Table};
 use crate::site::Site;
 
 /// The audit of every listener of a configuration.
@@ -29,7 +31,34 @@ struct ListenerAudit {
     policy: &'static str,
     warn_only: bool,
     ports: Vec<u16>,
-    audit: Audit,
+    /// Errors first, then warnings, then information.
+    findings: Vec<Finding>,
+}
+
+/// One finding of the report: the audit's, or the server's own.
+#[derive(Debug)]
+struct Finding {
+    severity: Severity,
+    code: &'static str,
+    message: String,
+    names: Vec<String>,
+    vhosts: Vec<String>,
+    certificate: Option<CertId>,
+    advice: &'static str,
+}
+
+impl From<&AuditFinding> for Finding {
+    fn from(finding: &AuditFinding) -> Self {
+        Self {
+            severity: finding.severity(),
+            code: finding.kind().code(),
+            message: finding.message().to_string(),
+            names: finding.host_names().to_vec(),
+            vhosts: finding.vhost_names().to_vec(),
+            certificate: finding.cert_id().cloned(),
+            advice: finding.advice(),
+        }
+    }
 }
 
 /// Loads nothing but what `config` names (certificates, keys, CA bundles) and audits each
@@ -59,12 +88,26 @@ pub fn check(config: &Config) -> Result<CheckReport, Error> {
             by_id[index] = cert;
         }
         let listen_port = (listener.addr.port() != 0).then_some(listener.addr.port());
+        let audit = Audit::run(&table.vhosts, &by_id, listen_port);
+        let mut findings: Vec<Finding> = audit.findings().iter().map(Finding::from).collect();
+        if let Some(message) = policy::default_requires_client_cert(&site, listener) {
+            findings.push(Finding {
+                severity: Severity::Warning,
+                code: "default-requires-client-cert",
+                message,
+                names: Vec::new(),
+                vhosts: vec![site.vhosts[listener.default_vhost].config.name.clone()],
+                certificate: None,
+                advice: policy::DEFAULT_CLIENT_CERT_ADVICE,
+            });
+        }
+        findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         listeners.push(ListenerAudit {
             addr: listener.addr,
             policy: table.vhosts.policy().as_str(),
             warn_only: listener.warn_only,
             ports,
-            audit: Audit::run(&table.vhosts, &by_id, listen_port),
+            findings,
         });
     }
     Ok(CheckReport {
@@ -84,11 +127,11 @@ impl CheckReport {
     }
 
     fn count(&self, severity: Severity) -> usize {
-        self.findings().filter(|f| f.severity() == severity).count()
-    }
-
-    fn findings(&self) -> impl Iterator<Item = &AuditFinding> {
-        self.listeners.iter().flat_map(|l| l.audit.findings())
+        self.listeners
+            .iter()
+            .flat_map(|l| &l.findings)
+            .filter(|f| f.severity == severity)
+            .count()
     }
 
     /// A readable report, one block per listener.
@@ -108,32 +151,32 @@ impl CheckReport {
                 },
                 join(&listener.ports),
             );
-            if listener.audit.findings().is_empty() {
+            if listener.findings.is_empty() {
                 let _ = writeln!(out, "  no findings");
             }
-            for finding in listener.audit.findings() {
+            for finding in &listener.findings {
                 let _ = writeln!(
                     out,
                     "  {:<8} {:<26} {}",
-                    finding.severity().as_str(),
-                    finding.kind().code(),
-                    finding.message()
+                    finding.severity.as_str(),
+                    finding.code,
+                    finding.message
                 );
                 let mut details = Vec::new();
-                if !finding.host_names().is_empty() {
-                    details.push(format!("names: {}", finding.host_names().join(", ")));
+                if !finding.names.is_empty() {
+                    details.push(format!("names: {}", finding.names.join(", ")));
                 }
-                if !finding.vhost_names().is_empty() && finding.kind().code() != "coalescing" {
-                    details.push(format!("vhosts: {}", finding.vhost_names().join(", ")));
+                if !finding.vhosts.is_empty() && finding.code != "coalescing" {
+                    details.push(format!("vhosts: {}", finding.vhosts.join(", ")));
                 }
-                if let Some(cert) = finding.cert_id() {
+                if let Some(cert) = &finding.certificate {
                     details.push(format!("certificate: {cert}"));
                 }
                 if !details.is_empty() {
                     let _ = writeln!(out, "  {:<35} {}", "", details.join("; "));
                 }
-                if finding.severity() > Severity::Info {
-                    let _ = writeln!(out, "  {:<35} fix: {}", "", finding.advice());
+                if finding.severity > Severity::Info {
+                    let _ = writeln!(out, "  {:<35} fix: {}", "", finding.advice);
                 }
             }
         }
@@ -162,24 +205,24 @@ impl CheckReport {
                 "policy": l.policy,
                 "warn_only": l.warn_only,
                 "public_ports": l.ports,
-                "findings": l.audit.findings().iter().map(finding_json).collect::<Vec<_>>(),
+                "findings": l.findings.iter().map(finding_json).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
     }
 }
 
-fn finding_json(finding: &AuditFinding) -> Value {
+fn finding_json(finding: &Finding) -> Value {
     json!({
-        "severity": finding.severity().as_str(),
-        "code": finding.kind().code(),
-        "message": finding.message(),
-        "names": finding.host_names(),
-        "vhosts": finding.vhost_names(),
-        "certificate": finding.cert_id().map(|c| json!({
+        "severity": finding.severity.as_str(),
+        "code": finding.code,
+        "message": finding.message,
+        "names": finding.names,
+        "vhosts": finding.vhosts,
+        "certificate": finding.certificate.as_ref().map(|c| json!({
             "subject": c.subject(),
             "sha256": c.fingerprint_hex(),
         })),
-        "advice": finding.advice(),
+        "advice": finding.advice,
     })
 }
 

@@ -47,6 +47,13 @@ impl Table {
             }
             ids.push(builder.add(entry));
         }
+        if let Some(message) = default_requires_client_cert(site, listener) {
+            tracing::warn!(
+                listener = %listener.addr,
+                vhost = %site.vhosts[listener.default_vhost].config.name,
+                "{message}; fix: {DEFAULT_CLIENT_CERT_ADVICE}"
+            );
+        }
         let default = ids[listener.default_vhost];
         let mut builder = builder
             .policy(policy(listener.policy))
@@ -73,6 +80,24 @@ impl Table {
     pub(crate) fn name(&self, id: VhostId) -> &str {
         self.vhosts.get(id).map_or("?", VirtualHost::name)
     }
+}
+
+/// What to do about [`default_requires_client_cert`].
+pub(crate) const DEFAULT_CLIENT_CERT_ADVICE: &str =
+    "set default_vhost to a virtual host that does not require client certificates";
+
+/// Why it is a problem when a listener's default virtual host requires client certificates,
+/// or `None` when it does not: clients that send no SNI, or one no virtual host serves, get
+/// the default's handshake, which fails without a client certificate.
+pub(crate) fn default_requires_client_cert(site: &Site, listener: &Listener) -> Option<String> {
+    let vhost = &site.vhosts.get(listener.default_vhost)?.config;
+    vhost.client_auth.as_ref().filter(|auth| auth.required)?;
+    Some(format!(
+        "listener {}: the default virtual host \"{}\" (default_vhost, or the first [[vhost]] \
+         when it is not set) requires a client certificate: every client that sends no SNI, \
+         or an SNI no virtual host serves, gets its handshake and fails it without one",
+        listener.addr, vhost.name
+    ))
 }
 
 /// What a handshake established, as the policy wants it.

@@ -276,3 +276,62 @@ fn command_line() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/misdirect.toml"));
 }
+
+/// A listener whose default virtual host requires client certificates: clients without SNI
+/// fail the handshake. Whether the default is the first virtual host or named.
+#[test]
+fn default_vhost_requiring_client_certificates() {
+    let dir = Dir::new("check-default-client-cert");
+    let secure = vhost(
+        "s.x.test",
+        "wild",
+        "client_auth = { ca = \"client-ca.pem\", required = true }",
+    );
+    let optional = vhost(
+        "s.x.test",
+        "wild",
+        "client_auth = { ca = \"client-ca.pem\", required = false }",
+    );
+    let plain = vhost("a.test", "ab", "") + &vhost("b.test", "ab", "");
+    let first_is_default = "[[listener]]\naddr = \"127.0.0.1:8443\"\n";
+    // (configuration, warned)
+    let cases: Vec<(String, bool)> = vec![
+        (format!("{first_is_default}{secure}{plain}"), true),
+        (
+            listener("secure", "").replace("\"a.test\"", "\"S.X.test\"") + &plain + &secure,
+            true,
+        ),
+        (listener("secure", "") + &secure + &plain, false),
+        (format!("{first_is_default}{plain}{secure}"), false),
+        (format!("{first_is_default}{optional}{plain}"), false),
+    ];
+    for (text, warned) in &cases {
+        let report = check(&dir.config(text)).unwrap();
+        let json = report.to_json();
+        let findings = json["listeners"][0]["findings"].as_array().unwrap();
+        let found: Vec<&Value> = findings
+            .iter()
+            .filter(|f| f["code"] == "default-requires-client-cert")
+            .collect();
+        assert_eq!(found.len(), usize::from(*warned), "{text}\n{json:#}");
+        if let Some(finding) = found.first() {
+            assert_eq!(finding["severity"], "warning");
+            assert_eq!(finding["vhosts"], serde_json::json!(["s.x.test"]));
+            let message = finding["message"].as_str().unwrap();
+            assert!(message.contains("\"s.x.test\""), "{message}");
+            assert!(message.contains("no SNI"), "{message}");
+            assert_eq!(
+                finding["advice"],
+                "set default_vhost to a virtual host that does not require client certificates"
+            );
+            assert_eq!(report.exit_code(false), 0);
+            assert_eq!(report.exit_code(true), 1);
+            let text = report.to_text();
+            assert!(
+                text.contains("warning  default-requires-client-cert"),
+                "{text}"
+            );
+            assert!(text.contains("fix: set default_vhost to"), "{text}");
+        }
+    }
+}
