@@ -256,12 +256,20 @@ fn fail(err: &misdirect_server::Error) -> ExitCode {
 }
 
 fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Human => builder.init(),
+        // Colour for a person at a terminal only: never in a file or pipe, never with
+        // NO_COLOR set to anything but the empty string (https://no-color.org).
+        LogFormat::Human => builder
+            .with_ansi(
+                std::io::stderr().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty()),
+            )
+            .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }

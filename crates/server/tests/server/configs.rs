@@ -206,7 +206,13 @@ async fn warn_only_serves_and_logs() {
         .await
         .unwrap();
     assert_eq!((resp.status, resp.text().as_str()), (200, "vhost b.test\n"));
-    let warning = next_line(&mut lines_rx).await;
+    // One `listening` line per public port; then the warning.
+    let warning = loop {
+        let line = next_line(&mut lines_rx).await;
+        if line["message"] != "listening" {
+            break line;
+        }
+    };
     assert_eq!(warning["level"], "WARN");
     assert_eq!(warning["reason"], "sni-vhost-differs");
     assert_eq!(warning["sni"], "a.test");

@@ -9,6 +9,7 @@ mod files;
 mod fixtures;
 mod hardening;
 mod limits;
+mod logs;
 mod matrix;
 mod requirements;
 mod support;
