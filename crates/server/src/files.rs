@@ -104,7 +104,7 @@ impl HttpBody for Body {
         match self.get_mut() {
             Self::Fixed(body) => Pin::new(body)
                 .poll_frame(cx)
-                .map(|frame| frame.map(|Ok(frame)| Ok(frame))),
+                .map(|frame| frame.map(|result| result.map_err(|never| match never {}))),
             Self::File(file) => Pin::new(&mut file.inner).poll_frame(cx),
         }
     }
@@ -133,21 +133,31 @@ pub(crate) async fn serve(root: &Path, parts: &Parts) -> Response<Body> {
 
 async fn serve_with(root: &Path, parts: &Parts, streaming: &'static Semaphore) -> Response<Body> {
     if parts.method != Method::GET && parts.method != Method::HEAD {
-        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        let mut response = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n",
+            &parts.method,
+        );
         response
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
     let Some((path, metadata)) = resolve(root, parts.uri.path()).await else {
-        return plain(StatusCode::NOT_FOUND, "not found\n");
+        return plain(StatusCode::NOT_FOUND, "not found\n", &parts.method);
     };
     let etag = etag(&metadata);
     let mut forwarded = Request::new(());
     *forwarded.method_mut() = parts.method.clone();
     match preconditions(&parts.headers, &etag, forwarded.headers_mut()) {
         Precondition::Serve => {}
-        Precondition::Failed => return plain(StatusCode::PRECONDITION_FAILED, ""),
+        Precondition::Failed => {
+            return plain(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition failed\n",
+                &parts.method,
+            );
+        }
         Precondition::NotModified => {
             let mut response = Response::new(Body::fixed(Bytes::new()));
             *response.status_mut() = StatusCode::NOT_MODIFIED;
@@ -159,7 +169,7 @@ async fn serve_with(root: &Path, parts: &Parts, streaming: &'static Semaphore) -
     let permit = if parts.method == Method::GET {
         match streaming.try_acquire() {
             Ok(permit) => Some(permit),
-            Err(_) => return busy(),
+            Err(_) => return busy(&parts.method),
         }
     } else {
         None
@@ -172,7 +182,7 @@ async fn serve_with(root: &Path, parts: &Parts, streaming: &'static Semaphore) -
         Ok(response) => response,
         Err(err) => {
             tracing::debug!(path = %path.display(), error = %err, "file not served");
-            return plain(StatusCode::NOT_FOUND, "not found\n");
+            return plain(StatusCode::NOT_FOUND, "not found\n", &parts.method);
         }
     };
     let (mut head, inner) = response.into_parts();
@@ -264,7 +274,11 @@ fn preconditions(headers: &HeaderMap, etag: &HeaderValue, forward: &mut HeaderMa
     }
     // Step 5: Range, unless If-Range names another representation (§13.1.5). Only an
     // entity-tag can match: a date in If-Range sends the whole file, which is always right.
-    if let Some(range) = headers.get(header::RANGE) {
+    // Several ranges would need a multipart body, which `ServeFile` answers 416; the whole
+    // file is the answer RFC 9110 §14.2 allows.
+    if let Some(range) = headers.get(header::RANGE)
+        && !range.as_bytes().contains(&b',')
+    {
         let honoured = match headers.get(header::IF_RANGE) {
             None => true,
             Some(validator) => validator.as_bytes() == etag,
@@ -295,8 +309,10 @@ fn tag_listed(headers: &HeaderMap, name: header::HeaderName, etag: &[u8], weak: 
         })
 }
 
-fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::fixed(Bytes::from_static(body.as_bytes())));
+/// A `text/plain` answer; HEAD gets its `Content-Length` and no body (RFC 9110 §9.3.2).
+fn plain(status: StatusCode, body: &'static str, method: &Method) -> Response<Body> {
+    let content = if method == Method::HEAD { "" } else { body };
+    let mut response = Response::new(Body::fixed(Bytes::from_static(content.as_bytes())));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -308,8 +324,8 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
 }
 
 /// 503 when [`MAX_STREAMING`] file bodies are already streaming.
-fn busy() -> Response<Body> {
-    let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, "busy; retry\n");
+fn busy(method: &Method) -> Response<Body> {
+    let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, "busy; retry\n", method);
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -590,6 +606,7 @@ mod tests {
                 &["if-unmodified-since"],
             ),
             (&[("range", "bytes=0-1")], Precondition::Serve, &["range"]),
+            (&[("range", "bytes=0-1,4-5")], Precondition::Serve, &[]),
             (
                 &[("range", "bytes=0-1"), ("if-range", TAG)],
                 Precondition::Serve,
