@@ -107,7 +107,9 @@ struct ServeArgs {
     /// Listen on this port instead of the configured one (0: any free port).
     #[arg(long)]
     port: Option<u16>,
-    /// Where the embedded set-up writes its CA certificate and client certificate and key.
+    /// Where the embedded set-up writes its CA certificate and client certificate and key,
+    /// once the listener is bound. It must be private: a new one is created with mode 0700;
+    /// a symbolic link, a directory writable by group or others, or another user's is refused.
     #[arg(long, default_value_os_t = std::env::temp_dir().join("misdirect-serve"))]
     out_dir: PathBuf,
     /// Log format on standard error. The level comes from RUST_LOG (default: info).
