@@ -479,3 +479,110 @@ async fn an_http1_client_that_stops_reading_its_response_is_cut_off_after_the_se
         "the whole file arrived: the server never gave up on the stalled reader"
     );
 }
+
+/// The `misdirect` binary serving `config` with JSON logs: its address and a channel of
+/// its log lines.
+fn spawn_logging(
+    config: &std::path::Path,
+) -> (
+    Child,
+    std::net::SocketAddr,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_misdirect"))
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server did not start");
+        if line.contains("\"listening\"") {
+            let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+            break value["addr"].as_str().unwrap().parse().unwrap();
+        }
+    };
+    (child, addr, rx)
+}
+
+/// The log lines that arrive within `wait` and contain `needle`, parsed.
+fn lines_with(
+    rx: &std::sync::mpsc::Receiver<String>,
+    needle: &str,
+    wait: Duration,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + wait;
+    let mut found = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => found.push(serde_json::from_str(&line).unwrap()),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn tls_handshake_failures_are_logged_at_info_with_sni_and_cause_at_a_bounded_rate() {
+    let site = Site::new("handshake-log");
+    let path = site.write("handshake-log.toml", &site.config("secure", ""));
+    let (mut child, addr, rx) = spawn_logging(&path);
+    // secure.test requires a client certificate: without one every handshake fails.
+    let client = Client::new(
+        &site.ca.roots(),
+        Some("secure.test"),
+        "secure.test",
+        Proto::H1,
+    );
+    let fail = || async {
+        if let Ok(mut tls) = client.tls(addr).await {
+            // TLS 1.3: the refusal arrives after the client's side of the handshake.
+            let _ = tls
+                .write_all(b"GET / HTTP/1.1\r\nHost: secure.test\r\n\r\n")
+                .await;
+            let _ = read_to_close(&mut tls).await;
+        }
+    };
+    for _ in 0..3 {
+        fail().await;
+    }
+    let first = lines_with(&rx, "TLS handshake failed", Duration::from_millis(700));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    fail().await;
+    let second = lines_with(&rx, "TLS handshake failed", Duration::from_millis(700));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(first.len(), 1, "three failures within a second: {first:?}");
+    let line = &first[0];
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(line["sni"], "secure.test", "{line}");
+    assert!(
+        line["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{line}"
+    );
+    assert!(
+        line["cause"]
+            .as_str()
+            .is_some_and(|c| c.to_lowercase().contains("certificate")),
+        "{line}"
+    );
+    assert_eq!(second.len(), 1, "a failure a second later: {second:?}");
+    assert_eq!(second[0]["suppressed"], 2, "{}", second[0]);
+}
