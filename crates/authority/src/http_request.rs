@@ -9,7 +9,9 @@ impl RequestTarget {
     /// Decides the target of an [`http::Request`], choosing the HTTP/1.1 or HTTP/2 rules
     /// from its version. For HTTP/2 and HTTP/3 the URI's authority is `:authority` and its
     /// scheme `:scheme` (as `h2` and `hyper` build them); for HTTP/1.x the URI's authority
-    /// is the absolute-form target's.
+    /// is the absolute-form target's. An HTTP/2 or HTTP/3 request without `:authority`
+    /// arrives without its `:scheme` too: its target's scheme is
+    /// [`unknown`](RequestTarget::scheme_unknown).
     ///
     /// ```
     /// use misdirect_authority::{RequestTarget, TargetErrorKind};
@@ -50,7 +52,14 @@ fn from_components(
     };
     let authority = uri.authority().map(|a| a.as_str().as_bytes());
     if version >= Version::HTTP_2 {
-        return h2_target(scheme, authority, hosts);
+        let target = h2_target(scheme, authority, hosts)?;
+        // RFC 9113 §8.3.1: every request but CONNECT (which has an authority) carries
+        // `:scheme`; a URI with neither scheme nor authority is one whose `:scheme` the HTTP/2
+        // library dropped, as `Uri` cannot hold a scheme without an authority.
+        return Ok(match (scheme, authority) {
+            (None, None) => target.with_scheme_unknown(),
+            _ => target,
+        });
     }
     let target = RequestTarget::from_h1(authority, hosts)?;
     Ok(match scheme {

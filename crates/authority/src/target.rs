@@ -31,8 +31,21 @@ use crate::origin::{Origin, Scheme};
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RequestTarget {
     authority: Authority,
-    scheme: Option<Scheme>,
+    scheme: SchemeSeen,
     source: TargetSource,
+}
+
+/// What a [`RequestTarget`] knows of the request's scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum SchemeSeen {
+    /// The request named none: the connection's (HTTP/1.1 origin-form, RFC 9112 §3.3), or
+    /// the caller did not pass `:scheme` on.
+    Implied,
+    /// The request named this one.
+    Named(Scheme),
+    /// The request named one (HTTP/2 `:scheme` is mandatory, RFC 9113 §8.3.1), but it was
+    /// lost before the target was decided: see [`RequestTarget::scheme_unknown`].
+    Unknown,
 }
 
 /// Where a [`RequestTarget`]'s authority came from.
@@ -96,7 +109,8 @@ impl RequestTarget {
     /// `authority_pseudo` is the `:authority` pseudo-header field, if present;
     /// `host_headers` yields every Host field. With `:authority` present, a Host field is
     /// allowed only if it names the same normalised authority; without it, exactly one Host
-    /// is required. Neither is a malformed request.
+    /// is required. Neither is a malformed request. Pass `:scheme` on with
+    /// [`with_scheme`](Self::with_scheme); without it, the target names no scheme.
     ///
     /// ```
     /// use misdirect_authority::{RequestTarget, TargetErrorKind};
@@ -121,7 +135,14 @@ impl RequestTarget {
 
     /// Records the request's scheme (HTTP/2 `:scheme`, or an absolute-form target's scheme).
     pub fn with_scheme(mut self, scheme: Scheme) -> Self {
-        self.scheme = Some(scheme);
+        self.scheme = SchemeSeen::Named(scheme);
+        self
+    }
+
+    /// Records that the request named a scheme that did not reach this crate.
+    #[cfg(feature = "http")]
+    pub(crate) fn with_scheme_unknown(mut self) -> Self {
+        self.scheme = SchemeSeen::Unknown;
         self
     }
 
@@ -140,9 +161,43 @@ impl RequestTarget {
         self.authority.port()
     }
 
-    /// The scheme the request named, if it named one.
+    /// The scheme the request named, if it named one and it is known.
     pub fn scheme(&self) -> Option<Scheme> {
-        self.scheme
+        match self.scheme {
+            SchemeSeen::Named(scheme) => Some(scheme),
+            SchemeSeen::Implied | SchemeSeen::Unknown => None,
+        }
+    }
+
+    /// Whether the request named a scheme that is not known here: an HTTP/2 or HTTP/3
+    /// request without `:authority`, read by `from_request` or `from_parts`. Such a request
+    /// has a `:scheme` (RFC 9113 §8.3.1), but an [`http::Uri`] holds a scheme only beside an
+    /// authority, so HTTP/2 libraries drop it. It may be `http` on an `https` listener: a
+    /// policy that checks the scheme must not pass it. [`scheme`](Self::scheme) is `None`.
+    ///
+    /// ```
+    /// use misdirect_authority::{RequestTarget, Scheme};
+    ///
+    /// // HTTP/1.1 origin-form names no scheme: it is the connection's (RFC 9112 §3.3).
+    /// let t = RequestTarget::from_h1(None, [&b"a.example"[..]])?;
+    /// assert_eq!((t.scheme(), t.scheme_unknown()), (None, false));
+    /// assert_eq!(t.with_scheme(Scheme::Https).scheme(), Some(Scheme::Https));
+    ///
+    /// # #[cfg(feature = "http")] {
+    /// // How an HTTP/2 library hands over `:scheme http`, no `:authority`, `host: a.example`:
+    /// let req = http::Request::get("/")
+    ///     .version(http::Version::HTTP_2)
+    ///     .header("host", "a.example")
+    ///     .body(())?;
+    /// let t = RequestTarget::from_request(&req)?;
+    /// assert_eq!((t.scheme(), t.scheme_unknown()), (None, true));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`http::Uri`]: https://docs.rs/http/1/http/uri/struct.Uri.html
+    pub fn scheme_unknown(&self) -> bool {
+        self.scheme == SchemeSeen::Unknown
     }
 
     /// Where the authority came from.
@@ -150,7 +205,8 @@ impl RequestTarget {
         self.source
     }
 
-    /// The request's origin: its own scheme if it named one, else `connection_scheme`.
+    /// The request's origin: its own scheme if it named one and it is known, else
+    /// `connection_scheme`.
     ///
     /// ```
     /// use misdirect_authority::{RequestTarget, Scheme};
@@ -159,7 +215,7 @@ impl RequestTarget {
     /// assert_eq!(t.origin(Scheme::Https).to_string(), "https://a.example");
     /// ```
     pub fn origin(&self, connection_scheme: Scheme) -> Origin {
-        Origin::from_authority(self.scheme.unwrap_or(connection_scheme), &self.authority)
+        Origin::from_authority(self.scheme().unwrap_or(connection_scheme), &self.authority)
     }
 
     /// Takes the authority out.
@@ -170,7 +226,7 @@ impl RequestTarget {
     fn new(authority: Authority, source: TargetSource) -> Self {
         Self {
             authority,
-            scheme: None,
+            scheme: SchemeSeen::Implied,
             source,
         }
     }
@@ -209,7 +265,9 @@ where
         }
         (None, None) => return Err(TargetError::new(TargetErrorKind::MissingAuthority, None)),
     };
-    target.scheme = scheme;
+    if let Some(scheme) = scheme {
+        target.scheme = SchemeSeen::Named(scheme);
+    }
     Ok(target)
 }
 

@@ -694,4 +694,51 @@ mod http_feature {
         let t = RequestTarget::from_parts(&parts).unwrap();
         assert_eq!(t.scheme(), Some(Scheme::Https));
     }
+
+    /// RFC 9113 §8.3.1: every HTTP/2 request but CONNECT names a scheme, yet an `http::Uri`
+    /// holds one only beside an authority, so HTTP/2 libraries drop `:scheme` when
+    /// `:authority` is absent. The target reports the scheme as unknown rather than as never
+    /// named; HTTP/1.1 origin-form names none (RFC 9112 §3.3: the connection's).
+    #[test]
+    fn scheme_lost_without_authority_is_unknown() {
+        use http::Version as V;
+        type Row = (V, &'static str, &'static [&'static str], Option<Scheme>, bool);
+        #[rustfmt::skip]
+        let cases: &[Row] = &[
+            (V::HTTP_2, "/", &["a.example"], None, true),
+            (V::HTTP_2, "/x?y", &["a.example:443"], None, true),
+            (V::HTTP_3, "/", &["a.example"], None, true),
+            (V::HTTP_2, "https://a.example/", &[], Some(Scheme::Https), false),
+            (V::HTTP_2, "http://a.example/", &[], Some(Scheme::Http), false),
+            (V::HTTP_2, "http://a.example/", &["a.example"], Some(Scheme::Http), false),
+            // CONNECT (authority-form) has no :scheme to lose.
+            (V::HTTP_2, "a.example:443", &[], None, false),
+            (V::HTTP_11, "/", &["a.example"], None, false),
+            (V::HTTP_11, "http://a.example/", &["a.example"], Some(Scheme::Http), false),
+            (V::HTTP_10, "/", &["a.example"], None, false),
+        ];
+        for &(version, uri, hosts, scheme, unknown) in cases {
+            let req = request(version, uri, hosts);
+            let t = RequestTarget::from_request(&req).unwrap();
+            let (parts, ()) = req.into_parts();
+            assert_eq!(
+                RequestTarget::from_parts(&parts).unwrap(),
+                t,
+                "{version:?} {uri}"
+            );
+            assert_eq!(
+                (t.scheme(), t.scheme_unknown()),
+                (scheme, unknown),
+                "{version:?} {uri} {hosts:?}"
+            );
+            let named = t.clone().with_scheme(Scheme::Http);
+            assert_eq!(
+                (named.scheme(), named.scheme_unknown()),
+                (Some(Scheme::Http), false)
+            );
+        }
+        // The raw pseudo-header API learns the scheme from its caller.
+        let t = RequestTarget::from_h2(None, [&b"a.example"[..]]).unwrap();
+        assert!(!t.scheme_unknown());
+    }
 }
