@@ -258,7 +258,8 @@ impl Input {
         let warned = decide(&warn, &conn, &target);
         self.served_safely(&plain, &conn, decided);
         self.served_safely(&warn, &conn, warned);
-        // warn_only reports exactly the reason it would have refused for.
+        // warn_only reports exactly the reason it would have refused for, and serves only
+        // what the certificate covers and the client-certificate rule allows (checked above).
         assert_eq!(
             decided.reason(),
             warned.reason(),
@@ -289,9 +290,9 @@ impl Input {
         }
     }
 
-    /// `Serve` ⇒ the client-certificate rule holds; `Serve` without a warning ⇒ also the
-    /// certificate covers the host, the listener serves the scheme and port, and the
-    /// virtual host is the host's (or the default for unknown hosts).
+    /// `Serve`, with or without a warning ⇒ the client-certificate rule holds and the
+    /// certificate covers the host; `Serve` without a warning ⇒ also the listener serves
+    /// the scheme and port.
     fn served_safely(&self, vhosts: &VirtualHosts, conn: &ConnectionContext, decision: Decision) {
         let Decision::Serve { vhost, warning } = decision else {
             return;
@@ -305,9 +306,6 @@ impl Input {
             ),
             Auth::Required(a) => assert_eq!(client, ClientCert::Verified(anchors(a))),
         }
-        if warning.is_some() {
-            return;
-        }
         let host = usize::from(self.host) % 8;
         if self.https {
             let mask = self
@@ -318,6 +316,9 @@ impl Input {
                 "served {} with a certificate that does not cover it",
                 HOSTS[host]
             );
+        }
+        if warning.is_some() {
+            return;
         }
         let port = self.port.map_or(if self.https { 443 } else { 80 }, |p| {
             PORTS[usize::from(p) % 4]

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use misdirect_authority::{Host, HostName, RequestTarget, TargetError};
+use misdirect_authority::{Host, HostName, RequestTarget, Scheme, TargetError};
 use misdirect_certmatch::Identities;
 
 use crate::reason::Reason;
@@ -190,8 +190,12 @@ impl Decision {
 /// covers the host; (d) the connection meets V's TLS requirements: its client certificate
 /// rule (every level), then — at [`Policy::Secure`] and [`Policy::Strict`] — V's minimum
 /// TLS version and ALPN; then, at [`Policy::Strict`] only, V must be the connection's own
-/// virtual host. The first failing rule is the [`Reason`]. With `warn_only` every failure
-/// but the client-certificate rule is served with the reason as a warning.
+/// virtual host. The first failing rule is the [`Reason`].
+///
+/// With `warn_only`, a request that fails (a), TLS version, ALPN or the strict own-vhost rule
+/// is served by V with the reason as a warning — unless the certificate does not cover the
+/// host or the client-certificate rule fails: those requests are refused, with the same
+/// reason as without `warn_only`. A host no virtual host serves is never served either.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -234,12 +238,12 @@ pub fn decide(vhosts: &VirtualHosts, conn: &ConnectionContext, target: &RequestT
     // Invariant: lookups and UnknownHost::Default only yield ids of this table.
     let v = vhosts.get(vhost).expect("ids come from this table");
 
-    // (c) the certificate on this connection covers the host.
-    if first.is_none() && vhosts.scheme() == misdirect_authority::Scheme::Https {
-        let covers = conn.identities(vhosts).is_some_and(|ids| ids.covers(host));
-        if !covers {
-            first = Some(Reason::CertificateDoesNotCover);
-        }
+    // (c) the certificate on this connection covers the host: every level, never relaxed,
+    // so checked even when (a) failed — warn_only must not serve an uncovered name.
+    let covered = vhosts.scheme() != Scheme::Https
+        || conn.identities(vhosts).is_some_and(|ids| ids.covers(host));
+    if first.is_none() && !covered {
+        first = Some(Reason::CertificateDoesNotCover);
     }
 
     // (d) the client-certificate rule: every level, never relaxed.
@@ -265,7 +269,7 @@ pub fn decide(vhosts: &VirtualHosts, conn: &ConnectionContext, target: &RequestT
             vhost,
             warning: None,
         },
-        Some(reason) if vhosts.warn_only() && client_cert.is_none() => Decision::Serve {
+        Some(reason) if vhosts.warn_only() && covered && client_cert.is_none() => Decision::Serve {
             vhost,
             warning: Some(reason),
         },

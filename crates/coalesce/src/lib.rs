@@ -22,7 +22,8 @@
 //!
 //! The client-certificate rule — a virtual host that requires client certificates is only
 //! reached over a connection whose certificate *its own* trust anchors verified — holds at
-//! every [`Policy`] level and under `warn_only`.
+//! every [`Policy`] level and under `warn_only`; so does certificate cover — a host the
+//! connection's certificate does not cover is never served.
 //!
 //! # Client side
 //! [`ReusePolicy::may_reuse`] (exact, DNS overlap, IP overlap, ORIGIN frame modes),

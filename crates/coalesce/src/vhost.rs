@@ -142,8 +142,8 @@ pub enum UnknownHost {
     Misdirected,
     /// 404.
     NotFound,
-    /// Serve this virtual host, like nginx's `default_server` (its certificate must still
-    /// cover the host).
+    /// Serve this virtual host, like nginx's `default_server`. The certificate presented on
+    /// the connection must still cover the host, with or without `warn_only`.
     Default(VhostId),
 }
 
@@ -353,7 +353,8 @@ impl VirtualHosts {
         self.policy
     }
 
-    /// Whether refusals other than the client-certificate rule are only reported.
+    /// Whether refusals are only reported, except those for certificate cover, the
+    /// client-certificate rule and unknown hosts.
     pub fn warn_only(&self) -> bool {
         self.warn_only
     }
@@ -412,7 +413,38 @@ impl VirtualHostsBuilder {
         self
     }
 
-    /// Serve what the policy would refuse and report it, except client-certificate failures.
+    /// Serve what the policy would refuse and report it — for rolling a policy out. Scheme,
+    /// port, TLS version, ALPN and the strict own-vhost rule are relaxed; a host the
+    /// connection's certificate does not cover, a failed client-certificate rule and a host
+    /// no virtual host serves are still refused.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use misdirect_authority::{HostName, RequestTarget, Scheme};
+    /// use misdirect_certmatch::Identities;
+    /// use misdirect_coalesce::*;
+    ///
+    /// let cert = Arc::new(Identities::from_patterns(["a.test".parse()?, "b.test".parse()?]));
+    /// let mut b = VirtualHosts::builder(Scheme::Https);
+    /// let a = b.add(VirtualHost::new("a", cert.clone()).pattern("a.test".parse()?));
+    /// let bb = b.add(VirtualHost::new("b", cert).pattern("b.test".parse()?));
+    /// b.add(VirtualHost::new("c", Identities::from_patterns(["c.test".parse()?])).pattern("c.test".parse()?));
+    /// let vhosts = b.policy(Policy::Strict).warn_only(true).build()?;
+    ///
+    /// let conn = ConnectionContext::new().sni(HostName::from_sni(b"a.test")?).presented(a);
+    /// let to = |host: &str| RequestTarget::from_h2(Some(host.as_bytes()), std::iter::empty()).unwrap();
+    /// // Strict would refuse b.test on a.test's connection: served, and reported.
+    /// assert_eq!(
+    ///     decide(&vhosts, &conn, &to("b.test")),
+    ///     Decision::Serve { vhost: bb, warning: Some(Reason::SniVhostDiffers) },
+    /// );
+    /// // a.test's certificate does not cover c.test: refused all the same.
+    /// assert_eq!(
+    ///     decide(&vhosts, &conn, &to("c.test")),
+    ///     Decision::Misdirected(Reason::CertificateDoesNotCover),
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn warn_only(mut self, warn_only: bool) -> Self {
         self.warn_only = warn_only;
         self

@@ -56,6 +56,18 @@ const DEFAULT_A: Listener = Listener {
     unknown: Unknown::DefaultA,
     ..SECURE
 };
+const WARN_DEFAULT_A: Listener = Listener {
+    warn_only: true,
+    ..DEFAULT_A
+};
+const WARN_STRICT: Listener = Listener {
+    warn_only: true,
+    ..STRICT
+};
+const CERT_ONLY_DEFAULT_A: Listener = Listener {
+    unknown: Unknown::DefaultA,
+    ..CERT_ONLY
+};
 const TWO_PORTS: Listener = Listener {
     extra_port: Some(8443),
     ..SECURE
@@ -179,7 +191,9 @@ const D_TLS: &str = "(d) minimum TLS version and ALPN (secure, strict)";
 const OWN: &str = "never 421 for the SNI's own vhost when (d) passes";
 const STRICT_RULE: &str = "strict: the host's vhost must be the SNI's; no SNI = default vhost";
 const LEVEL: &str = "policy level per listener, overridden per vhost";
-const WARN_RULE: &str = "warn_only serves and reports, except the client-certificate rule";
+const WARN_RULE: &str =
+    "warn_only serves and reports, except certificate cover and the client-certificate rule";
+const NO_COVER: &str = "a name the certificate does not cover is never served: no level, no warn_only, no default vhost";
 const UNKNOWN: &str = "unknown host: 421 default, 404 or default vhost";
 const NORM: &str = "one normalisation: case, trailing dot, default port";
 
@@ -253,7 +267,17 @@ const ROWS: &[(&str, Listener, Conn, Target, Want)] = &[
     (LEVEL, CERT_ONLY, sni("a.test"), to("strict.test"), Mis(R::SniVhostDiffers)),
     // warn_only (at Secure).
     (WARN_RULE, WARN, sni("a.test"), to("b.test"), Serve("b")),
-    (WARN_RULE, WARN, sni("a.test"), to("c.test"), Warn("c", R::CertificateDoesNotCover)),
+    (NO_COVER, WARN, sni("a.test"), to("c.test"), Mis(R::CertificateDoesNotCover)),
+    (NO_COVER, WARN, NO_SNI, to("c.test"), Mis(R::CertificateDoesNotCover)),
+    (NO_COVER, WARN, sni("c.test"), to("a.test"), Mis(R::CertificateDoesNotCover)),
+    (NO_COVER, WARN, sni("a.test"), ("c.test", Some(Scheme::Http)), Mis(R::SchemeNotServed)),
+    (NO_COVER, WARN, sni("a.test"), to("c.test:8443"), Mis(R::PortNotServed)),
+    (NO_COVER, WARN, tls12(sni("c.test")), to("modern.test"), Mis(R::CertificateDoesNotCover)),
+    (WARN_RULE, WARN, sni("a.test"), ("b.test", Some(Scheme::Http)), Warn("b", R::SchemeNotServed)),
+    (WARN_RULE, WARN, h1(sni("a.test")), to("modern.test"), Warn("modern", R::AlpnNotAllowed)),
+    (WARN_RULE, WARN_STRICT, sni("a.test"), to("b.test"), Warn("b", R::SniVhostDiffers)),
+    (WARN_RULE, WARN_STRICT, NO_SNI, to("b.test"), Warn("b", R::NoSni)),
+    (NO_COVER, WARN_STRICT, sni("a.test"), to("c.test"), Mis(R::CertificateDoesNotCover)),
     (WARN_RULE, WARN, tls12(sni("a.test")), to("modern.test"), Warn("modern", R::TlsVersionBelowMinimum)),
     (WARN_RULE, WARN, sni("a.test"), to("b.test:8443"), Warn("b", R::PortNotServed)),
     (WARN_RULE, WARN, sni("a.test"), to("strict.test"), Warn("strict", R::SniVhostDiffers)),
@@ -268,6 +292,17 @@ const ROWS: &[(&str, Listener, Conn, Target, Want)] = &[
     (UNKNOWN, DEFAULT_A, sni("a.test"), to("free.test"), Serve("a")),
     (UNKNOWN, DEFAULT_A, sni("a.test"), to("unknown.test"), Mis(R::CertificateDoesNotCover)),
     (UNKNOWN, DEFAULT_A, sni("c.test"), to("free.test"), Mis(R::CertificateDoesNotCover)),
+    (NO_COVER, DEFAULT_A, NO_SNI, to("unknown.test"), Mis(R::CertificateDoesNotCover)),
+    (NO_COVER, DEFAULT_A, NO_SNI, to("free.test"), Serve("a")),
+    (NO_COVER, CERT_ONLY_DEFAULT_A, sni("a.test"), to("unknown.test"), Mis(R::CertificateDoesNotCover)),
+    (NO_COVER, CERT_ONLY_DEFAULT_A, sni("a.test"), to("free.test"), Serve("a")),
+    // Unknown hosts with warn_only: the default vhost serves only names the certificate covers.
+    (NO_COVER, WARN_DEFAULT_A, sni("a.test"), to("unknown.test"), Mis(R::CertificateDoesNotCover)),
+    (NO_COVER, WARN_DEFAULT_A, NO_SNI, to("unknown.test"), Mis(R::CertificateDoesNotCover)),
+    (NO_COVER, WARN_DEFAULT_A, sni("c.test"), to("free.test"), Mis(R::CertificateDoesNotCover)),
+    (NO_COVER, WARN_DEFAULT_A, sni("a.test"), to("unknown.test:8443"), Mis(R::PortNotServed)),
+    (WARN_RULE, WARN_DEFAULT_A, sni("a.test"), to("free.test"), Serve("a")),
+    (WARN_RULE, WARN_DEFAULT_A, sni("a.test"), to("free.test:8443"), Warn("a", R::PortNotServed)),
     // Several public ports (behind a port mapping).
     (A, TWO_PORTS, sni("a.test"), to("b.test:8443"), Serve("b")),
     (A, TWO_PORTS, sni("a.test"), to("b.test"), Serve("b")),

@@ -211,8 +211,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     /// Serve ⇒ the certificate covers the host and the client-certificate requirement is
-    /// met by the vhost's own anchors, at every level; with warn_only the client-certificate
-    /// part still holds.
+    /// met by the vhost's own anchors, at every level, with or without warn_only.
     #[test]
     fn serve_implies_cover_and_client_cert(case in case()) {
         for level in [Policy::Strict, Policy::Secure, Policy::CertOnly] {
@@ -220,13 +219,11 @@ proptest! {
                 let Some(vhosts) = build(&case, level, warn_only, true) else { return Ok(()) };
                 let ctx = context(&case, &vhosts);
                 let t = target(&case);
-                if let Decision::Serve { vhost, warning } = decide(&vhosts, &ctx, &t) {
+                if let Decision::Serve { vhost, .. } = decide(&vhosts, &ctx, &t) {
                     let v = vhosts.get(vhost).expect("known");
                     prop_assert!(client_auth_met(v.client_auth_required(), ctx.client_cert_state()));
-                    if warning.is_none() {
-                        let cert = ctx.presented_vhost().and_then(|p| vhosts.get(p)).map(|p| p.certificate().clone());
-                        prop_assert!(cert.is_some_and(|c| c.covers(t.host())), "served uncovered host");
-                    }
+                    let cert = ctx.presented_vhost().and_then(|p| vhosts.get(p)).map(|p| p.certificate().clone());
+                    prop_assert!(cert.is_some_and(|c| c.covers(t.host())), "served uncovered host");
                 }
             }
         }
@@ -253,7 +250,8 @@ proptest! {
         }
     }
 
-    /// warn_only reports exactly the reason the policy gives, and changes nothing else.
+    /// warn_only reports exactly the reason the policy gives, and changes nothing else; a
+    /// refusal of an uncovered name or for the client-certificate rule stays a refusal.
     #[test]
     fn warn_only_keeps_the_reason(case in case()) {
         for level in [Policy::Strict, Policy::Secure, Policy::CertOnly] {
@@ -269,6 +267,11 @@ proptest! {
                 Decision::Misdirected(r) => {
                     let served_with_warning = matches!(w, Decision::Serve { warning: Some(x), .. } if x == r);
                     prop_assert!(w == Decision::Misdirected(r) || served_with_warning, "{:?} vs {:?}", p, w);
+                    let ctx = context(&case, &warn);
+                    let covered = ctx.presented_vhost().and_then(|v| warn.get(v)).is_some_and(|v| v.certificate().covers(t.host()));
+                    if !covered {
+                        prop_assert_eq!(w, p, "warn_only served a name the certificate does not cover");
+                    }
                 }
                 _ => prop_assert!(false, "unexpected decision {p:?}"),
             }
