@@ -192,6 +192,10 @@ impl Decision {
 /// TLS version and ALPN; then, at [`Policy::Strict`] only, V must be the connection's own
 /// virtual host. The first failing rule is the [`Reason`].
 ///
+/// The scheme is the one the request named (HTTP/2 `:scheme`, absolute-form), else the
+/// listener's (HTTP/1.1 origin-form, RFC 9112 §3.3); one that was named but is unknown
+/// ([`RequestTarget::scheme_unknown`]) fails (a).
+///
 /// With `warn_only`, a request that fails (a), TLS version, ALPN or the strict own-vhost rule
 /// is served by V with the reason as a warning — unless the certificate does not cover the
 /// host or the client-certificate rule fails: those requests are refused, with the same
@@ -278,9 +282,13 @@ pub fn decide(vhosts: &VirtualHosts, conn: &ConnectionContext, target: &RequestT
 }
 
 fn listener_failure(vhosts: &VirtualHosts, target: &RequestTarget) -> Option<Reason> {
-    if let Some(scheme) = target.scheme()
-        && scheme != vhosts.scheme()
-    {
+    // A scheme the request named but the target could not learn (an HTTP/2 request without
+    // `:authority`) may be the wrong one: refused like a named wrong one.
+    let scheme_served = match target.scheme() {
+        Some(scheme) => scheme == vhosts.scheme(),
+        None => !target.scheme_unknown(),
+    };
+    if !scheme_served {
         return Some(Reason::SchemeNotServed);
     }
     let port = target.port().unwrap_or(vhosts.scheme().default_port());

@@ -420,6 +420,52 @@ fn bad_requests() {
     ));
 }
 
+/// Rule (a) holds whatever carries the authority (RFC 9113 §8.3.1: every HTTP/2 request
+/// names a scheme). An `http::Uri` cannot hold a scheme without an authority, so HTTP/2
+/// libraries drop `:scheme` from a request that has only Host: such a request may be `http`,
+/// and is refused as one — the same decision as with `:authority`.
+#[test]
+fn scheme_is_checked_whatever_carries_the_authority() {
+    let request = |version: http::Version, uri: &str, host: Option<&str>| {
+        let mut b = http::Request::get(uri).version(version);
+        if let Some(host) = host {
+            b = b.header("host", host);
+        }
+        b.body(()).unwrap()
+    };
+    let (v11, v2) = (http::Version::HTTP_11, http::Version::HTTP_2);
+    #[rustfmt::skip]
+    let rows: &[(Listener, http::Version, &str, Option<&str>, Want)] = &[
+        // `:scheme http` with `:authority`, and (as an HTTP/2 library hands it over) without.
+        (SECURE, v2, "http://b.test/", None, Mis(R::SchemeNotServed)),
+        (SECURE, v2, "http://b.test/", Some("b.test"), Mis(R::SchemeNotServed)),
+        (SECURE, v2, "/", Some("b.test"), Mis(R::SchemeNotServed)),
+        (CERT_ONLY, v2, "/", Some("b.test"), Mis(R::SchemeNotServed)),
+        (DEFAULT_A, v2, "/", Some("free.test"), Mis(R::SchemeNotServed)),
+        (SECURE, v2, "/", Some("c.test"), Mis(R::SchemeNotServed)),
+        // `:scheme https` with `:authority` is served.
+        (SECURE, v2, "https://b.test/", None, Serve("b")),
+        (SECURE, v2, "https://b.test/", Some("b.test"), Serve("b")),
+        // warn_only relaxes rule (a) as for a named scheme, never cover.
+        (WARN, v2, "/", Some("b.test"), Warn("b", R::SchemeNotServed)),
+        (WARN, v2, "http://b.test/", None, Warn("b", R::SchemeNotServed)),
+        (WARN, v2, "/", Some("c.test"), Mis(R::SchemeNotServed)),
+        // HTTP/1.1 origin-form takes the connection's scheme (RFC 9112 §3.3).
+        (SECURE, v11, "/", Some("b.test"), Serve("b")),
+        (SECURE, v11, "http://b.test/", Some("b.test"), Mis(R::SchemeNotServed)),
+    ];
+    for &(listener, version, uri, host, want) in rows {
+        let vhosts = table(listener);
+        let ctx = context(&vhosts, sni("a.test"));
+        let got = decide_request(&vhosts, &ctx, &request(version, uri, host));
+        assert_eq!(
+            got,
+            expected(&vhosts, want),
+            "{listener:?} {version:?} {uri} host {host:?}"
+        );
+    }
+}
+
 /// Every reason has a distinct stable code and a status.
 #[test]
 fn reason_codes() {
