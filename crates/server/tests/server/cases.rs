@@ -372,3 +372,120 @@ async fn graceful_shutdown_closes_idle_connections() {
     assert!(h2.closed_by_server().await);
     assert!(h1.closed_by_server().await);
 }
+
+/// RFC 9113 §8.3.1: the listener's scheme is checked whatever carries the authority. An
+/// HTTP/2 request without `:authority` reaches the policy without its `:scheme` (an
+/// `http::Uri` cannot hold one without an authority), so it is refused like `:scheme http`.
+/// HTTP/2 client libraries cannot send such a request: it is written frame by frame.
+#[tokio::test]
+async fn http2_scheme_is_checked_with_or_without_authority() {
+    let (site, server) = secure_site("h2-scheme").await;
+    let client = Client::new(&site.ca.roots(), Some("a.test"), "a.test", Proto::H2);
+    #[rustfmt::skip]
+    let cases: &[(&str, Option<&str>, Option<&str>, Result<&str, &str>)] = &[
+        ("https", Some("a.test"), None, Ok("vhost a.test\n")),
+        ("https", Some("a.test"), Some("a.test"), Ok("vhost a.test\n")),
+        ("http", Some("a.test"), None, Err("scheme-not-served")),
+        ("http", Some("a.test"), Some("a.test"), Err("scheme-not-served")),
+        ("http", None, Some("a.test"), Err("scheme-not-served")),
+        ("https", None, Some("a.test"), Err("scheme-not-served")),
+    ];
+    for &(scheme, authority, host, want) in cases {
+        let tls = client.tls(server.addr).await.unwrap();
+        let (status, body) = tokio::time::timeout(
+            Duration::from_secs(5),
+            raw_h2_get(tls, scheme, authority, host),
+        )
+        .await
+        .expect("an answer within 5 s");
+        let got = match status {
+            200 => Ok(body.as_str()),
+            _ => Err(body
+                .lines()
+                .find_map(|l| l.strip_prefix("Reason: "))
+                .unwrap_or(&body)),
+        };
+        assert_eq!(got, want, "{scheme} :authority {authority:?} host {host:?}");
+    }
+    server.shutdown().await;
+}
+
+/// One HTTP/2 GET on stream 1 with exactly these pseudo-headers and Host: the status (200,
+/// or 0 for any other) and the body. The HPACK block uses static-table entries and plain
+/// literals only (RFC 7541 Appendix A: 2 `:method GET`, 4 `:path /`, 6/7 `:scheme`; literals
+/// without indexing, §6.2.2, of name 1 `:authority` and 38 `host`).
+async fn raw_h2_get<S>(
+    mut io: S,
+    scheme: &str,
+    authority: Option<&str>,
+    host: Option<&str>,
+) -> (u16, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let frame = |kind: u8, flags: u8, stream: u32, payload: &[u8]| {
+        let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+        let mut f = vec![len[1], len[2], len[3], kind, flags];
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    };
+    let literal = |block: &mut Vec<u8>, name: &[u8], value: &str| {
+        block.extend_from_slice(name);
+        block.push(u8::try_from(value.len()).unwrap());
+        block.extend_from_slice(value.as_bytes());
+    };
+    let mut block = vec![0x82, if scheme == "https" { 0x87 } else { 0x86 }, 0x84];
+    if let Some(authority) = authority {
+        literal(&mut block, &[0x01], authority);
+    }
+    if let Some(host) = host {
+        literal(&mut block, &[0x0f, 0x17], host);
+    }
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(0x4, 0, 0, &[])); // SETTINGS
+    out.extend(frame(0x1, 0x5, 1, &block)); // HEADERS, END_STREAM | END_HEADERS
+    io.write_all(&out).await.unwrap();
+
+    let (mut status, mut body) = (0, Vec::new());
+    loop {
+        let mut head = [0u8; 9];
+        io.read_exact(&mut head)
+            .await
+            .expect("a response on stream 1");
+        let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+        let (kind, flags) = (head[3], head[4]);
+        let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        let mut payload = vec![0; len];
+        io.read_exact(&mut payload).await.unwrap();
+        let end_stream = flags & 0x1 != 0;
+        match (kind, stream) {
+            // The server's SETTINGS: acknowledge them.
+            (0x4, 0) if flags & 0x1 == 0 => {
+                io.write_all(&frame(0x4, 0x1, 0, &[])).await.unwrap();
+            }
+            // HEADERS: a block starting with static entry 8 is `:status 200`.
+            (0x1, 1) => {
+                status = if payload.first() == Some(&0x88) {
+                    200
+                } else {
+                    0
+                };
+                if end_stream {
+                    break;
+                }
+            }
+            (0x0, 1) => {
+                body.extend_from_slice(&payload);
+                if end_stream {
+                    break;
+                }
+            }
+            (0x3, 1) | (0x7, _) => panic!("stream reset or connection closed: {payload:?}"),
+            _ => {}
+        }
+    }
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
