@@ -14,6 +14,7 @@
 # Every client has a hard time limit; the servers are always stopped.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PYTHONDONTWRITEBYTECODE=1
 
 short=0
 case "${1:-}" in

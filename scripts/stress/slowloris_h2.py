@@ -1,7 +1,8 @@
 """Slowloris over HTTP/2, two ways at once:
 
 * headers: a HEADERS frame without END_HEADERS, then one-byte CONTINUATION frames, one
-  every --interval seconds, so the request head never completes;
+  every --interval seconds, --frames of them (few enough that h2's CONTINUATION-count
+  defence does not fire), then nothing: the request head never completes;
 * body: a complete POST head without END_STREAM, then a one-byte DATA frame every
   --interval seconds, so the request never ends.
 
@@ -34,9 +35,10 @@ async def drip(args, mode, results):
             return h2wire.frame(h2wire.DATA, 0, 1, b"x")
     sent = 0
     while not peer.closed and time.monotonic() - opened < args.close_within + 2:
-        if not peer.send(next_frame(sent)):
-            break
-        sent += 1
+        if mode == "body" or sent < args.frames:
+            if not peer.send(next_frame(sent)):
+                break
+            sent += 1
         await peer.wait_closed(args.interval)
     await peer.wait_closed(0.5)
     results.append((mode, peer.closed, (peer.closed_at or time.monotonic()) - opened, sent,
@@ -72,6 +74,7 @@ if __name__ == "__main__":
         __doc__,
         connections=(int, 5, "connections per way"),
         interval=(float, 1.0, "seconds between frames"),
+        frames=(int, 4, "CONTINUATION frames dripped before the header block stalls"),
         close_within=(float, 7.0, "seconds by which the server must close each connection"),
     )
     h2wire.run(lambda: main(ARGS))
