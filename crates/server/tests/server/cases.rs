@@ -381,8 +381,15 @@ async fn graceful_shutdown_closes_idle_connections() {
 async fn http2_scheme_is_checked_with_or_without_authority() {
     let (site, server) = secure_site("h2-scheme").await;
     let client = Client::new(&site.ca.roots(), Some("a.test"), "a.test", Proto::H2);
+    /// `:scheme`, `:authority`, Host; the body served, or the refusal's reason.
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        Result<&'static str, &'static str>,
+    );
     #[rustfmt::skip]
-    let cases: &[(&str, Option<&str>, Option<&str>, Result<&str, &str>)] = &[
+    let cases: &[Case] = &[
         ("https", Some("a.test"), None, Ok("vhost a.test\n")),
         ("https", Some("a.test"), Some("a.test"), Ok("vhost a.test\n")),
         ("http", Some("a.test"), None, Err("scheme-not-served")),
