@@ -39,10 +39,10 @@ async def main(args):
     stopped = peer.closed or peer.rst > 0 or 431 in peer.statuses
     h2wire.finish(stopped and sampler.peak < args.bound_mb,
                   "%s after %.1f MB of CONTINUATION in %.1f s (%s, %d RST_STREAM, statuses %s); "
-                  "peak RSS %.1f MB (bound %d)"
+                  "peak RSS %.1f MB (at start %.1f, bound %d)"
                   % ("closed" if peer.closed else "still open", sent / 1048576, elapsed,
                      peer.goaway_name(), peer.rst, peer.statuses or "none",
-                     sampler.peak, args.bound_mb))
+                     sampler.peak, sampler.first, args.bound_mb))
 
 
 if __name__ == "__main__":

@@ -50,9 +50,11 @@ async def main(args):
     alive = h2wire.rss_mb(args.pid) > 0 if args.pid else True
     other = sorted({r[0] for r in results if r[0] != "closed"})
     h2wire.finish(len(closed) == args.connections and alive,
-                  "%d/%d closed by the server (%d with a TLS alert), slowest %.0f ms, "
+                  "%d/%d closed by the server (%d with a TLS alert, %d without a byte), "
+                  "slowest %.0f ms, "
                   "%.1f s in all%s; server %s, RSS %.1f MB"
-                  % (len(closed), args.connections, answered, worst * 1000, elapsed,
+                  % (len(closed), args.connections, answered, len(closed) - answered,
+                     worst * 1000, elapsed,
                      "; also: " + ", ".join(other) if other else "",
                      "alive" if alive else "GONE", h2wire.rss_mb(args.pid) if args.pid else 0))
 

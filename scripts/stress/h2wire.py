@@ -102,6 +102,10 @@ class RssSampler:
             await asyncio.sleep(self.interval)
 
     @property
+    def first(self):
+        return self.samples[0] if self.samples else -1.0
+
+    @property
     def peak(self):
         return max(self.samples, default=rss_mb(self.pid) if self.pid else 0.0)
 

@@ -141,11 +141,11 @@ async def main(args):
     ok = big_ok and h1_ok and bomb_ok and inserts_ok and sampler.peak < args.bound_mb
     h2wire.finish(ok, "h2 list of %d KB: %s; h1 list: %s; HPACK bomb (%.1f MB decoded each): "
                   "%d/%d stopped (%s) on %d conn; inserts: %d/%d answered on %d conn; "
-                  "peak RSS %.1f MB (bound %d)"
+                  "peak RSS %.1f MB (at start %.1f, bound %d)"
                   % (len(big) // 1024, h2_big.text() if big_ok else "answered", h1_line,
                      args.refs * 4000 / 1e6, bomb.refused + bomb.closed, args.requests,
                      bomb.text(), bomb.connections, inserts.answered, args.requests,
-                     inserts.connections, sampler.peak, args.bound_mb))
+                     inserts.connections, sampler.peak, sampler.first, args.bound_mb))
 
 
 if __name__ == "__main__":

@@ -88,9 +88,9 @@ async def main(args):
         outcome += ", %d conn still open" % still_open
     h2wire.finish(probe_ok and each_ok and peak < args.bound_mb,
                   "%d HEADERS+RST_STREAM pairs sent on %d conn (%.0f/s): %s; %d responses; "
-                  "peak RSS %.1f MB (bound %d); %d probes 200, max %.0f ms"
+                  "peak RSS %.1f MB (at start %.1f, bound %d); %d probes 200, max %.0f ms"
                   % (sent, args.connections, rate, outcome, sum(r[4] for r in results),
-                     peak, args.bound_mb, sum(1 for p in probes if p[0] == 200),
+                     peak, sampler.first, args.bound_mb, sum(1 for p in probes if p[0] == 200),
                      worst * 1000))
 
 
