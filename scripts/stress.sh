@@ -203,8 +203,9 @@ start() { # config, log, [ulimit -n]; sets started_pid and started_port
 start "$work/stress.toml" "$work/server.log"
 server_pid=$started_pid port=$started_port
 
-probe_cmd() { # port [protocol flag]
-    printf '%s' "curl -sS -o /dev/null --max-time 10 -w '%{http_code} %{time_total}' ${2:---http2}" \
+probe_cmd() { # port
+    printf '%s' "curl -sS -o /dev/null --max-time 10 --http2" \
+        " -w '%{http_code} %{time_total}'" \
         " --cacert $ca --resolve fixed.localhost:$1:127.0.0.1 https://fixed.localhost:$1/"
 }
 
@@ -275,13 +276,14 @@ client header-bomb 120 header_bomb.py --max-header-bytes "$max_header_bytes" \
 # 8. Random bytes instead of a ClientHello, then plain HTTP to the TLS port.
 client garbage-handshake 120 garbage.py --connections "$garbage_conns" \
     --close-within $((handshake + 2))
-plain=$(curl -sS -o "$work/plain.body" --max-time 5 -w '%{http_code}' "http://127.0.0.1:$port/" \
-    2>"$work/plain.err") || true
+plain=$(curl -sS -o "$work/plain.body" --max-time 5 -w '%{http_code}' \
+    "http://127.0.0.1:$port/" 2>"$work/plain.err") || true
 after=$(eval "$(probe_cmd "$port")" 2>/dev/null) || after="000 -"
+body=$(head -c 70 "$work/plain.body" 2>/dev/null | tr -d '\r\n')
 if [ "$plain" = 400 ] && [ "${after%% *}" = 200 ]; then
-    report ok plain-http-to-tls "400 \"$(head -c 60 "$work/plain.body" | tr -d '\r\n')\"; a TLS client after it: 200"
+    report ok plain-http-to-tls "400 \"$body\"; a TLS client after it: 200"
 else
-    report FAIL plain-http-to-tls "status ${plain:-none} ($(tail -n 1 "$work/plain.err" | tr -d '\n'))," \
+    report FAIL plain-http-to-tls "status ${plain:-none} ($(tail -n 1 "$work/plain.err"))," \
         "want 400; a TLS client after it: ${after%% *}"
 fi
 server_alive plain-http-to-tls
@@ -295,12 +297,14 @@ out=$(timeout -k 5 75 "$py" scripts/stress/idle.py --port "$fd_port" --cacert "$
     --pid "$fd_pid" --limit 60 --connections "$fd_conns" --parallel 100 --open-timeout 5 \
     --probe "$(probe_cmd "$fd_port")" --probes 1 --probe-max 5 2>"$work/fd-client.err") || true
 line=$(printf '%s\n' "$out" | tail -n 1)
+limit_text="ulimit -n $fd_ulimit (server's limit $fd_limit)"
 case "$line" in
-"ok "*) report ok fd-exhaustion "ulimit -n $fd_ulimit (server's limit $fd_limit): ${line#ok }" ;;
-"FAIL "*) report FAIL fd-exhaustion "ulimit -n $fd_ulimit (server's limit $fd_limit): ${line#FAIL }" ;;
+"ok "*) report ok fd-exhaustion "$limit_text: ${line#ok }" ;;
+"FAIL "*) report FAIL fd-exhaustion "$limit_text: ${line#FAIL }" ;;
 *) report FAIL fd-exhaustion "no result: $(tail -n 1 "$work/fd-client.err")" ;;
 esac
-kill -0 "$fd_pid" 2>/dev/null || report FAIL fd-exhaustion "the second instance exited: $(tail -n 2 "$work/fd.log")"
+kill -0 "$fd_pid" 2>/dev/null ||
+    report FAIL fd-exhaustion "the second instance exited: $(tail -n 2 "$work/fd.log")"
 stop_pid "$fd_pid"
 fd_pid=""
 
@@ -315,28 +319,38 @@ fd_pid=""
 ) &
 sampler_pid=$!
 timeout -k 5 $((load_secs + 60)) h2load -c 100 -m 10 -D "$load_secs" \
-    --connect-to "127.0.0.1:$port" "https://fixed.localhost:$port/" >"$work/h2load.out" 2>&1 || true
+    --connect-to "127.0.0.1:$port" "https://fixed.localhost:$port/" \
+    >"$work/h2load.out" 2>&1 || true
 stop_pid "$sampler_pid"
 sampler_pid=""
-requests=$(grep '^requests:' "$work/h2load.out" || true)
-codes=$(grep '^status codes:' "$work/h2load.out" || true)
-read -r total succeeded failed errored timeouts < <(printf '%s\n' "$requests" |
-    sed -E 's/requests: ([0-9]+) total, [0-9]+ started, [0-9]+ done, ([0-9]+) succeeded, ([0-9]+) failed, ([0-9]+) errored, ([0-9]+) timeout/\1 \2 \3 \4 \5/') ||
-    true
-rate=$(grep -o 'finished in [^,]*, [0-9.]* req/s' "$work/h2load.out" | sed 's/.*, //' || true)
-read -r rss_n rss_min rss_max < <(grep -v '^$' "$work/rss.samples" | awk '
+# "requests: 10 total, 10 started, 10 done, 10 succeeded, 0 failed, 0 errored, 0 timeout"
+read -r total succeeded failed errored timeouts < <(awk '/^requests:/ {
+    gsub(",", ""); print $2, $8, $10, $12, $14 }' "$work/h2load.out") || true
+codes=$(sed -n 's/^status codes: //p' "$work/h2load.out")
+rate=$(grep -o '[0-9.]* req/s' "$work/h2load.out" | head -n 1 || true)
+# RSS after warm-up (the first 20 % of the samples): min, max, and whether it is flat, that
+# is moves by no more than 10 MB or 20 %, whichever is larger.
+read -r rss_n rss_min rss_max flat < <(grep -v '^$' "$work/rss.samples" | awk '
     { v[NR] = $1 }
-    END { skip = int(NR / 5); min = -1; max = -1
-          for (i = skip + 1; i <= NR; i++) { if (min < 0 || v[i] < min) min = v[i]; if (v[i] > max) max = v[i] }
-          printf "%d %.1f %.1f\n", NR - skip, min, max }')
-# Flat: after warm-up the RSS moves by no more than 10 MB or 20 %, whichever is larger.
-flat=$(awk -v a="$rss_min" -v b="$rss_max" 'BEGIN { d = b - a; lim = a * 0.2; if (lim < 10) lim = 10; print (a > 0 && d <= lim) ? "yes" : "no" }')
-figure="${total:-?} requests in ${load_secs} s (${rate:-? req/s}), ${failed:-?} failed, ${errored:-?} errored, ${timeouts:-?} timeout (${codes#status codes: }); RSS after warm-up ${rss_min}-${rss_max} MB over $rss_n samples"
-if [ -n "$total" ] && [ "$total" -gt 0 ] && [ "$failed" = 0 ] && [ "$errored" = 0 ] &&
+    END {
+        skip = int(NR / 5); min = -1; max = -1
+        for (i = skip + 1; i <= NR; i++) {
+            if (min < 0 || v[i] < min) min = v[i]
+            if (v[i] > max) max = v[i]
+        }
+        lim = min * 0.2; if (lim < 10) lim = 10
+        flat = (min > 0 && max - min <= lim) ? "yes" : "no"
+        printf "%d %.1f %.1f %s\n", NR - skip, min, max, flat
+    }')
+figure="${total:-?} requests in $load_secs s (${rate:-? req/s}), ${failed:-?} failed,"
+figure+=" ${errored:-?} errored, ${timeouts:-?} timeout (${codes:-no status codes});"
+figure+=" RSS after warm-up $rss_min-$rss_max MB over $rss_n samples"
+[ -n "${total:-}" ] || figure+="; h2load: $(tail -n 1 "$work/h2load.out")"
+if [ "${total:-0}" -gt 0 ] && [ "$failed" = 0 ] && [ "$errored" = 0 ] &&
     [ "$timeouts" = 0 ] && [ "$succeeded" = "$total" ] && [ "$flat" = yes ]; then
     report ok sustained-load "$figure"
 else
-    report FAIL sustained-load "$figure$( [ -n "$total" ] || printf '; h2load: %s' "$(tail -n 1 "$work/h2load.out")")"
+    report FAIL sustained-load "$figure"
 fi
 server_alive sustained-load
 

@@ -53,7 +53,9 @@ def header_frames(stream, block, end_stream=True, size=16384):
     while block or first:
         piece, block = block[:size], block[size:]
         kind = h2wire.HEADERS if first else h2wire.CONTINUATION
-        flags = (h2wire.END_STREAM if first and end_stream else 0) | (0 if block else h2wire.END_HEADERS)
+        flags = h2wire.END_STREAM if first and end_stream else 0
+        if not block:
+            flags |= h2wire.END_HEADERS
         frames.append(h2wire.frame(kind, flags, stream, piece))
         first = False
     return b"".join(frames)
@@ -105,7 +107,8 @@ async def run_requests(args, blocks, tally):
 async def h1_list(args):
     reader, writer = await h2wire.open_tls(args, alpn=("http/1.1",))
     head = ("GET / HTTP/1.1\r\nHost: %s:%d\r\n" % (args.sni, args.port)).encode()
-    pad = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 100) for i in range(args.max_header_bytes * 2 // 110))
+    pad = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 100)
+                   for i in range(args.max_header_bytes * 2 // 110))
     try:
         writer.write(head + pad + b"\r\n")
         line = await asyncio.wait_for(reader.readline(), 5)

@@ -9,7 +9,8 @@ import time
 
 import h2wire
 
-HEAD = b"GET / HTTP/1.1\r\nHost: fixed.localhost\r\nUser-Agent: slowloris\r\nX-Padding: " + b"a" * 4096
+HEAD = (b"GET / HTTP/1.1\r\nHost: fixed.localhost\r\nUser-Agent: slowloris\r\nX-Padding: "
+        + b"a" * 4096)
 
 
 async def drip(args, results):

@@ -42,7 +42,8 @@ async def drip(args, mode, results):
         await peer.wait_closed(args.interval)
     await peer.wait_closed(0.5)
     results.append((mode, peer.closed, (peer.closed_at or time.monotonic()) - opened, sent,
-                    peer.goaway_name(), peer.rst, peer.statuses))
+                    peer.goaway_name(), peer.rst, peer.statuses,
+                    peer.goaway_at - opened if peer.goaway_at is not None else None))
     peer.abort()
 
 
@@ -51,13 +52,17 @@ def summary(mode, results, bound):
     in_time = [r for r in rows if r[1] and r[2] <= bound]
     times = sorted(r[2] for r in rows if r[1])
     goaways = sorted({r[4] for r in rows})
+    goaway_times = sorted(r[7] for r in rows if r[7] is not None)
     statuses = sorted({s for r in rows for s in r[6]})
     return len(in_time) == len(rows), (
-        "%s: %d/%d closed within %.0f s (%s-%s s; %d-%d frames dripped; %s; statuses %s)"
-        % (mode, len(in_time), len(rows), bound,
-           "%.1f" % times[0] if times else "-", "%.1f" % times[-1] if times else "-",
+        "%s: %d/%d closed within %.0f s (%s; %d-%d frames dripped; %s at %s; statuses %s)"
+        % (mode, len(in_time), len(rows), bound, span(times),
            min(r[3] for r in rows), max(r[3] for r in rows), "/".join(goaways),
-           statuses or "none"))
+           span(goaway_times), statuses or "none"))
+
+
+def span(values):
+    return "%.1f-%.1f s" % (values[0], values[-1]) if values else "-"
 
 
 async def main(args):
