@@ -307,10 +307,6 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
         Err(err) => Decision::bad_request(err),
     };
     tracing::debug!(context = ?conn.context, decision = ?decision, "decided");
-    let target_vhost = target
-        .as_ref()
-        .ok()
-        .and_then(|t| table.vhosts.lookup(t.host()));
     let log = |reason: Reason, message: &str| {
         tracing::warn!(
             status = reason.status().as_u16(),
@@ -318,7 +314,11 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
             sni = conn.sni.as_deref().unwrap_or("-"),
             authority = %authority_for_log(parts, target.as_ref().ok()),
             presented_vhost = table.name(table.ids[conn.presented]),
-            target_vhost = target_vhost.map_or("-", |id| table.name(id)),
+            target_vhost = target
+                .as_ref()
+                .ok()
+                .and_then(|t| table.vhosts.resolve(t.host()))
+                .map_or("-", |id| table.name(id)),
             peer = %conn.peer,
             method = %parts.method,
             version = ?parts.version,

@@ -586,3 +586,35 @@ async fn tls_handshake_failures_are_logged_at_info_with_sni_and_cause_at_a_bound
     assert_eq!(second.len(), 1, "a failure a second later: {second:?}");
     assert_eq!(second[0]["suppressed"], 2, "{}", second[0]);
 }
+
+#[tokio::test]
+async fn warn_only_with_unknown_hosts_to_the_default_never_serves_an_uncovered_name() {
+    let site = Site::new("warn-default");
+    let text = site.config("secure", "warn_only = true\nunknown_host = \"default\"");
+    let path = site.write("warn-default.toml", &text);
+    let (mut child, addr, rx) = spawn_logging(&path);
+    let client = Client::new(&site.ca.roots(), Some("a.test"), "a.test", Proto::H2);
+    let mut conn = client.connect(addr).await.unwrap();
+    // A name no virtual host serves and a.test's certificate does not cover.
+    let resp = conn
+        .send(request(Proto::H2, Some("elsewhere.example"), &[]))
+        .await
+        .unwrap();
+    // A name the certificate covers but no virtual host serves goes to the default.
+    let covered = conn
+        .send(request(Proto::H2, Some("a.test"), &[]))
+        .await
+        .unwrap();
+    let lines = lines_with(&rx, "certificate-does-not-cover", Duration::from_secs(2));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        (resp.status, resp.reason().as_deref()),
+        (421, Some("certificate-does-not-cover"))
+    );
+    assert_eq!(covered.status, 200);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["status"], 421);
+    // The log names the virtual host the request was routed to.
+    assert_eq!(lines[0]["target_vhost"], "a.test", "{}", lines[0]);
+}
