@@ -124,19 +124,20 @@ async fn our_server_cert_only() {
     assert_eq!(v["c.test"].0, Verdict::RefusedUncovered);
 }
 
-/// warn_only serves what the policy would refuse — so the probe reports names served
-/// without certificate cover — but never the client-certificate host.
+/// warn_only serves what the policy would refuse for TLS details, but never a name the
+/// certificate does not cover and never the client-certificate host: the probe finds no
+/// violation.
 #[tokio::test]
 async fn our_server_warn_only() {
     let report = run("secure", "warn_only = true").await;
     let v = verdicts(&report);
     assert_eq!(v["b.test"].0, Verdict::Served);
-    assert_eq!(v["c.test"].0, Verdict::ServedUncovered);
+    assert_eq!(v["c.test"].0, Verdict::RefusedUncovered);
     assert_eq!(
         v["secure.test"],
         (Verdict::Misdirected, Some("client-cert-required"))
     );
-    assert_eq!(report.exit_code(), 2);
+    assert!(report.exit_code() < 2, "a violation: {}", report.to_text());
 }
 
 fn load(site: &Site, stem: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
