@@ -702,7 +702,13 @@ mod http_feature {
     #[test]
     fn scheme_lost_without_authority_is_unknown() {
         use http::Version as V;
-        type Row = (V, &'static str, &'static [&'static str], Option<Scheme>, bool);
+        type Row = (
+            V,
+            &'static str,
+            &'static [&'static str],
+            Option<Scheme>,
+            bool,
+        );
         #[rustfmt::skip]
         let cases: &[Row] = &[
             (V::HTTP_2, "/", &["a.example"], None, true),
