@@ -1,5 +1,5 @@
 //! `policy_invariants`: random virtual-host tables, connections and targets, and the
-//! invariants every decision must keep (DESIGN.md, "Server decision").
+//! invariants every decision must keep (`docs/design.md`, "Server decision").
 //!
 //! Names come from a small pool so that virtual hosts, certificates, SNI and targets
 //! collide often. Whether a certificate covers a host is read from a hand-written table

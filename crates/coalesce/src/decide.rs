@@ -183,7 +183,7 @@ impl Decision {
 }
 
 /// Decides whether this connection serves this request (RFC 9110 §4.3.3, §7.4, §15.5.20;
-/// RFC 9113 §9.1.1), by DESIGN.md's rules in order:
+/// RFC 9113 §9.1.1), by the rules of `docs/design.md` ("Server decision") in order:
 ///
 /// (a) the listener serves the request's scheme and port; (b) some virtual host V serves
 /// the host (else the listener's [`UnknownHost`] answer); (c) the connection's certificate

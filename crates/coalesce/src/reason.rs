@@ -4,8 +4,9 @@ use http::StatusCode;
 use misdirect_authority::TargetErrorKind;
 use misdirect_response::RenderReason;
 
-/// Why a request is not served on this connection: the first rule of DESIGN.md's server
-/// decision that failed, or the request-target rule a malformed request broke.
+/// Why a request is not served on this connection: the first rule of the server decision
+/// (`docs/design.md`, "Server decision") that failed, or the request-target rule a
+/// malformed request broke.
 ///
 /// Each reason has a stable [`code`](Reason::code) for logs and metrics, a plain-English
 /// [`description`](Reason::description) and the [`rule`](Reason::rule) it enforces.
@@ -97,7 +98,9 @@ impl Reason {
         }
     }
 
-    /// The rule this reason enforces: DESIGN.md's letter and the RFC section.
+    /// The rule this reason enforces: its id as listed in `docs/design.md` ("Server
+    /// decision": `(a)`, `(b)`, `(c)`, `(d)` or `strict policy`) and an RFC section; for a
+    /// 400, the request-target rule's RFC section.
     pub const fn rule(self) -> &'static str {
         match self {
             Self::UnknownHost => "(b) RFC 9110 §15.5.20",

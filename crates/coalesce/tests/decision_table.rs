@@ -1,6 +1,6 @@
 //! The decision table: for each policy level, combinations of SNI, authority, certificate
-//! coverage, client certificate, TLS version, ALPN, port and scheme, with the DESIGN.md rule
-//! each row checks. `docs/policy.md` documents the same table.
+//! coverage, client certificate, TLS version, ALPN, port and scheme, with the rule each row
+//! checks (`docs/design.md`, "Server decision"). `docs/policy.md` documents the same table.
 
 use std::sync::Arc;
 

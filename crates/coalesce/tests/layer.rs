@@ -1,6 +1,6 @@
 //! `MisdirectLayer` in front of a tower service: what reaches the inner service, what is
-//! answered 421/400 in its place, and what is logged (DESIGN.md, "Server decision" and
-//! "Responses"; RFC 9110 §15.5.20).
+//! answered 421/400 in its place, and what is logged (`docs/design.md`, "Server decision"
+//! and "Responses"; RFC 9110 §15.5.20).
 #![cfg(feature = "tower")]
 #![allow(clippy::unwrap_used)]
 

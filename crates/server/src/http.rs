@@ -1,5 +1,5 @@
 //! HTTP/1.1 (hyper) and HTTP/2 (h2) serving, and the per-request path: target, decision,
-//! answer (DESIGN.md, "A request's path through the server", steps 2–4).
+//! answer (`docs/design.md`, "Architecture", steps 5–7).
 
 use std::convert::Infallible;
 use std::path::Path;
