@@ -1,0 +1,430 @@
+//! The sans-IO core of a TLS listener: one SNI choice, one way to turn a finished handshake
+//! into a [`ConnectionContext`], one request path from `http::request::Parts` to an
+//! [`Outcome`], and one log line for every refusal.
+//!
+//! A server (like `misdirect serve`), the tower layer and a library user's own accept loop
+//! all drive the same [`Listener`]; none of them decides anything itself.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, Method, Response, StatusCode, Version, header};
+use misdirect_authority::{Host, HostName, RequestTarget};
+use misdirect_response::{RenderOptions, render};
+
+use crate::decide::{ClientCert, ConnectionContext, Decision, decide};
+use crate::reason::Reason;
+use crate::vhost::{Alpn, ClientAuth, TlsVersion, TrustAnchorsId, VhostId, VirtualHosts};
+
+/// Gives each distinct set of client-certificate trust anchors one [`TrustAnchorsId`].
+///
+/// A set is identified by its DER certificates, whatever their order, repetitions or the
+/// formatting of the file they came from: two virtual hosts that trust the same CAs share an
+/// id (a client certificate verified for one counts for the other), and any difference in
+/// the set gives another id.
+///
+/// ```
+/// use misdirect_coalesce::TrustAnchorSets;
+///
+/// let (staff_ca, partner_ca) = (b"staff CA DER".as_slice(), b"partner CA DER".as_slice());
+/// let mut sets = TrustAnchorSets::new();
+/// let a = sets.intern([staff_ca, partner_ca]);
+/// let b = sets.intern([partner_ca, staff_ca, staff_ca]);
+/// let c = sets.intern([staff_ca]);
+/// assert_eq!(a, b);
+/// assert_ne!(a, c);
+/// assert_eq!(sets.len(), 2);
+/// ```
+#[derive(Debug, Default)]
+pub struct TrustAnchorSets {
+    ids: HashMap<Vec<Vec<u8>>, TrustAnchorsId>,
+}
+
+impl TrustAnchorSets {
+    /// No sets yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The id of this set of DER-encoded CA certificates, made on first sight.
+    pub fn intern<'a>(
+        &mut self,
+        certificates: impl IntoIterator<Item = &'a [u8]>,
+    ) -> TrustAnchorsId {
+        let mut key: Vec<Vec<u8>> = certificates.into_iter().map(<[u8]>::to_vec).collect();
+        key.sort_unstable();
+        key.dedup();
+        let next = TrustAnchorsId::new(u32::try_from(self.ids.len()).unwrap_or(u32::MAX));
+        *self.ids.entry(key).or_insert(next)
+    }
+
+    /// How many distinct sets there are.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// What a finished TLS handshake established, as the TLS stack reports it.
+///
+/// ```
+/// use misdirect_coalesce::{Alpn, Handshake, TlsVersion, VhostId};
+/// # fn id() -> VhostId { unimplemented!() }
+/// # fn _doc() {
+/// let handshake = Handshake::new(id())
+///     .tls_version(TlsVersion::Tls13)
+///     .alpn(Alpn::H2)
+///     .client_certificate_verified(true);
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Handshake {
+    sni: Option<HostName>,
+    presented: VhostId,
+    tls_version: Option<TlsVersion>,
+    alpn: Option<Alpn>,
+    client_certificate_verified: bool,
+}
+
+impl Handshake {
+    /// A handshake completed with the configuration of `presented` (the virtual host
+    /// [`Listener::select`] chose).
+    pub fn new(presented: VhostId) -> Self {
+        Self {
+            sni: None,
+            presented,
+            tls_version: None,
+            alpn: None,
+            client_certificate_verified: false,
+        }
+    }
+
+    /// The SNI the client sent, normalised.
+    pub fn sni(mut self, sni: Option<HostName>) -> Self {
+        self.sni = sni;
+        self
+    }
+
+    /// The negotiated TLS version.
+    pub fn tls_version(mut self, version: TlsVersion) -> Self {
+        self.tls_version = Some(version);
+        self
+    }
+
+    /// The negotiated ALPN protocol.
+    pub fn alpn(mut self, alpn: Alpn) -> Self {
+        self.alpn = Some(alpn);
+        self
+    }
+
+    /// Whether the client presented a certificate that the presented virtual host's own
+    /// client-certificate verifier accepted (a resumed session counts with the certificate
+    /// verified when it was made, if session caches are per virtual host).
+    pub fn client_certificate_verified(mut self, verified: bool) -> Self {
+        self.client_certificate_verified = verified;
+        self
+    }
+}
+
+/// What to do with one request.
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum Outcome {
+    /// Serve it from `vhost`. `warning` is set when `warn_only` serves what the policy
+    /// would refuse: log it with [`Refusal::log`].
+    Serve {
+        /// The virtual host that serves the request.
+        vhost: VhostId,
+        /// The refusal `warn_only` turned into a warning.
+        warning: Option<Refusal>,
+    },
+    /// Answer with `response` (a 421, 400 or 404) and log `refusal`.
+    Respond {
+        /// The rendered refusal, negotiated on the request's `Accept`.
+        response: Response<Bytes>,
+        /// What to log.
+        refusal: Refusal,
+    },
+}
+
+/// A refused request (or a `warn_only` warning): the facts every log line carries.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    /// The reason; `None` for a 404 to a host no virtual host serves.
+    pub reason: Option<Reason>,
+    /// The status answered (or that would have been, for a warning).
+    pub status: StatusCode,
+    /// Whether `warn_only` served the request anyway.
+    pub served: bool,
+    /// The SNI of the connection.
+    pub sni: Option<HostName>,
+    /// The request's authority as decided, or as the client wrote it when it is malformed.
+    pub authority: String,
+    /// The name of the virtual host whose certificate the connection presented.
+    pub presented_vhost: Option<String>,
+    /// The name of the virtual host the request resolves to.
+    pub target_vhost: Option<String>,
+    /// The request's method.
+    pub method: Method,
+    /// The request's HTTP version.
+    pub version: Version,
+}
+
+impl Refusal {
+    /// Writes the one `WARN` line every refusal and warning gets (`DEBUG` for a 404), with
+    /// the same fields wherever the request was decided. `peer` is the client's address,
+    /// when known.
+    ///
+    /// Fields: `status`, `reason` (code, `-` for 404), `served`, `sni`, `authority`,
+    /// `presented_vhost`, `target_vhost`, `peer`, `method`, `version`.
+    pub fn log(&self, peer: Option<SocketAddr>) {
+        let none = "-";
+        let peer = peer.map(|p| p.to_string());
+        let message = match (self.reason, self.served) {
+            (_, true) => "served because warn_only is on; would have been refused",
+            (Some(r), false) if r.status() == StatusCode::BAD_REQUEST => "bad request",
+            (Some(_), false) => "misdirected request",
+            (None, _) => "no virtual host for the request; 404 (unknown_host = \"not-found\")",
+        };
+        macro_rules! line {
+            ($level:ident) => {
+                tracing::$level!(
+                    status = self.status.as_u16(),
+                    reason = self.reason.map_or(none, |r| r.code()),
+                    served = self.served,
+                    sni = self.sni.as_ref().map_or(none, |s| s.as_str()),
+                    authority = %self.authority,
+                    presented_vhost = self.presented_vhost.as_deref().unwrap_or(none),
+                    target_vhost = self.target_vhost.as_deref().unwrap_or(none),
+                    peer = peer.as_deref().unwrap_or(none),
+                    method = %self.method,
+                    version = ?self.version,
+                    "{message}"
+                )
+            };
+        }
+        match self.reason {
+            Some(_) => line!(warn),
+            None => line!(debug),
+        }
+    }
+}
+
+/// One listener's virtual hosts and how it answers refusals: the whole decision, with no
+/// I/O.
+///
+/// ```
+/// use std::sync::Arc;
+/// use misdirect_authority::{HostName, Scheme};
+/// use misdirect_certmatch::Identities;
+/// use misdirect_coalesce::*;
+///
+/// let cert = Arc::new(Identities::from_patterns(["a.test".parse()?, "b.test".parse()?]));
+/// let mut b = VirtualHosts::builder(Scheme::Https);
+/// let a = b.add(VirtualHost::new("a", cert.clone()).pattern("a.test".parse()?));
+/// let bb = b.add(VirtualHost::new("b", cert).pattern("b.test".parse()?));
+/// let listener = Listener::new(b.port(443).default_vhost(a).build()?);
+///
+/// // The ClientHello names b.test: its virtual host presents its certificate.
+/// let sni = HostName::from_sni(b"b.test")?;
+/// assert_eq!(listener.select(Some(&sni)), Some(bb));
+/// let conn = listener.on_handshake(Handshake::new(bb).sni(Some(sni)).alpn(Alpn::H2));
+///
+/// let h2 = |uri: &str| http::Request::get(uri).version(http::Version::HTTP_2).body(());
+/// let (parts, ()) = h2("https://a.test/")?.into_parts();
+/// assert!(matches!(listener.on_request(&conn, &parts), Outcome::Serve { vhost, .. } if vhost == a));
+/// let (parts, ()) = h2("https://c.test/")?.into_parts();
+/// match listener.on_request(&conn, &parts) {
+///     Outcome::Respond { response, refusal } => {
+///         assert_eq!(response.status(), 421);
+///         assert_eq!(refusal.reason, Some(Reason::UnknownHost));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Listener {
+    vhosts: VirtualHosts,
+    render: RenderOptions,
+}
+
+impl Listener {
+    /// A listener serving `vhosts`, rendering refusals with the default options.
+    pub fn new(vhosts: VirtualHosts) -> Self {
+        Self {
+            vhosts,
+            render: RenderOptions::new(),
+        }
+    }
+
+    /// Renders refusals with these options (method and version come from each request).
+    pub fn render_options(mut self, options: RenderOptions) -> Self {
+        self.render = options;
+        self
+    }
+
+    /// The virtual hosts.
+    pub fn vhosts(&self) -> &VirtualHosts {
+        &self.vhosts
+    }
+
+    /// The name of a virtual host, for logs.
+    pub fn name(&self, vhost: VhostId) -> Option<&str> {
+        self.vhosts.get(vhost).map(|v| v.name())
+    }
+
+    /// The virtual host whose TLS configuration answers a ClientHello: the one serving the
+    /// SNI (exact name, else the wildcard for its parent), else the default virtual host
+    /// (else the first). `None` only for a table without virtual hosts.
+    ///
+    /// This is the only SNI choice: the server, the rustls glue and `check` all make it
+    /// here.
+    pub fn select(&self, sni: Option<&HostName>) -> Option<VhostId> {
+        sni.and_then(|name| self.vhosts.lookup_name(name))
+            .or(self.vhosts.default_vhost())
+            .or_else(|| self.vhosts.iter().next().map(|(id, _)| id))
+    }
+
+    /// The context of a connection whose handshake finished as `handshake` says.
+    ///
+    /// A verified client certificate counts for the trust anchors of the presented virtual
+    /// host's verifier — the only one that could have accepted it. This is the one place a
+    /// [`ClientCert::Verified`] fact is made from a handshake.
+    pub fn on_handshake(&self, handshake: Handshake) -> ConnectionContext {
+        let presented = self.vhosts.get(handshake.presented);
+        let anchors = presented.and_then(|v| match v.client_auth_required() {
+            ClientAuth::Required(id) | ClientAuth::Optional(id) => Some(id),
+            ClientAuth::None => None,
+        });
+        let client_cert = match (handshake.client_certificate_verified, anchors) {
+            (true, Some(anchors)) => ClientCert::Verified(anchors),
+            // A certificate no verifier of ours asked for verifies nothing.
+            _ => ClientCert::None,
+        };
+        let mut context = ConnectionContext::new()
+            .presented(handshake.presented)
+            .client_cert(client_cert);
+        if let Some(sni) = handshake.sni {
+            context = context.sni(sni);
+        }
+        if let Some(version) = handshake.tls_version {
+            context = context.tls_version(version);
+        }
+        if let Some(alpn) = handshake.alpn {
+            context = context.alpn(alpn);
+        }
+        context
+    }
+
+    /// Decides one request: its target (400 when malformed), the serve/421 decision, and
+    /// for a refusal the rendered response and what to log.
+    pub fn on_request(&self, conn: &ConnectionContext, parts: &Parts) -> Outcome {
+        let target = RequestTarget::from_parts(parts);
+        let decision = match &target {
+            Ok(target) => decide(&self.vhosts, conn, target),
+            Err(err) => Decision::bad_request(err),
+        };
+        let target = target.ok();
+        match decision {
+            Decision::Serve {
+                vhost,
+                warning: None,
+            } => Outcome::Serve {
+                vhost,
+                warning: None,
+            },
+            Decision::Serve {
+                vhost,
+                warning: Some(reason),
+            } => Outcome::Serve {
+                vhost,
+                warning: Some(self.refusal(conn, parts, target.as_ref(), Some(reason), true)),
+            },
+            Decision::Misdirected(reason) | Decision::BadRequest(reason) => {
+                let options = self.render.for_request(&parts.method, parts.version);
+                let response = render(reason.status(), &reason, &parts.headers, &options);
+                Outcome::Respond {
+                    response,
+                    refusal: self.refusal(conn, parts, target.as_ref(), Some(reason), false),
+                }
+            }
+            _ => Outcome::Respond {
+                response: not_found(parts),
+                refusal: self.refusal(conn, parts, target.as_ref(), None, false),
+            },
+        }
+    }
+
+    fn refusal(
+        &self,
+        conn: &ConnectionContext,
+        parts: &Parts,
+        target: Option<&RequestTarget>,
+        reason: Option<Reason>,
+        served: bool,
+    ) -> Refusal {
+        let name = |id: Option<VhostId>| id.and_then(|id| self.name(id)).map(str::to_owned);
+        Refusal {
+            reason,
+            status: reason.map_or(StatusCode::NOT_FOUND, |r| r.status()),
+            served,
+            sni: conn.sni_name().cloned(),
+            authority: authority_for_log(parts, target),
+            presented_vhost: name(conn.connection_vhost(&self.vhosts)),
+            target_vhost: name(target.and_then(|t| self.vhosts.resolve(t.host()))),
+            method: parts.method.clone(),
+            version: parts.version,
+        }
+    }
+}
+
+/// The request's authority as decided, else every spelling the client sent, for a log line.
+fn authority_for_log(parts: &Parts, target: Option<&RequestTarget>) -> String {
+    if let Some(target) = target {
+        return target.authority().to_string();
+    }
+    let mut seen: Vec<String> = Vec::new();
+    if let Some(authority) = parts.uri.authority() {
+        seen.push(authority.as_str().to_string());
+    }
+    for host in parts.headers.get_all(header::HOST) {
+        seen.push(String::from_utf8_lossy(host.as_bytes()).into_owned());
+    }
+    if seen.is_empty() {
+        "-".to_string()
+    } else {
+        seen.join(", ")
+    }
+}
+
+/// 404 `text/plain`, with an empty body for HEAD (RFC 9110 §9.3.2).
+fn not_found(parts: &Parts) -> Response<Bytes> {
+    const BODY: &str = "not found\n";
+    let body = match parts.method {
+        Method::HEAD => Bytes::new(),
+        _ => Bytes::from_static(BODY.as_bytes()),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(BODY.len()));
+    response
+}
+
+impl VirtualHosts {
+    /// The virtual host serving `name` (exact, then wildcard).
+    fn lookup_name(&self, name: &HostName) -> Option<VhostId> {
+        self.lookup(&Host::Name(name.clone()))
+    }
+}

@@ -1,0 +1,246 @@
+//! The listener core without sockets: the one SNI choice, handshake facts to a connection
+//! context, and requests to outcomes with the fields every log line carries.
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode, Version};
+use misdirect_authority::{HostName, Scheme};
+use misdirect_certmatch::Identities;
+use misdirect_coalesce::{
+    Alpn, ClientAuth, ClientCert, Handshake, Listener, Outcome, Reason, TrustAnchorSets,
+    UnknownHost, VhostId, VirtualHost, VirtualHosts,
+};
+
+struct Fixture {
+    listener: Listener,
+    a: VhostId,
+    b: VhostId,
+    wild: VhostId,
+    secure: VhostId,
+}
+
+/// a.test, b.test and secure.test share a certificate; *.wild.test has its own;
+/// secure.test requires client certificates from one CA set.
+#[derive(Clone, Copy)]
+enum Unknown {
+    Misdirected,
+    NotFound,
+    ToA,
+}
+
+fn fixture(warn_only: bool, unknown: Unknown) -> Fixture {
+    let shared = Arc::new(Identities::from_patterns([
+        "a.test".parse().unwrap(),
+        "b.test".parse().unwrap(),
+        "secure.test".parse().unwrap(),
+    ]));
+    let wild_cert = Arc::new(Identities::from_patterns(["*.wild.test".parse().unwrap()]));
+    let mut sets = TrustAnchorSets::new();
+    let staff = sets.intern([b"staff CA".as_slice()]);
+    let mut builder = VirtualHosts::builder(Scheme::Https);
+    let a =
+        builder.add(VirtualHost::new("a.test", shared.clone()).pattern("a.test".parse().unwrap()));
+    let b =
+        builder.add(VirtualHost::new("b.test", shared.clone()).pattern("b.test".parse().unwrap()));
+    let wild = builder
+        .add(VirtualHost::new("*.wild.test", wild_cert).pattern("*.wild.test".parse().unwrap()));
+    let secure = builder.add(
+        VirtualHost::new("secure.test", shared)
+            .pattern("secure.test".parse().unwrap())
+            .client_auth(ClientAuth::Required(staff)),
+    );
+    let builder = builder
+        .port(443)
+        .warn_only(warn_only)
+        .default_vhost(a)
+        .unknown_host(match unknown {
+            Unknown::Misdirected => UnknownHost::Misdirected,
+            Unknown::NotFound => UnknownHost::NotFound,
+            Unknown::ToA => UnknownHost::Default(a),
+        });
+    Fixture {
+        listener: Listener::new(builder.build().unwrap()),
+        a,
+        b,
+        wild,
+        secure,
+    }
+}
+
+fn sni(name: &str) -> HostName {
+    HostName::from_sni(name.as_bytes()).unwrap()
+}
+
+fn h2(method: Method, uri: &str) -> http::request::Parts {
+    http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .version(Version::HTTP_2)
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0
+}
+
+#[test]
+fn select_is_exact_then_wildcard_then_default() {
+    let f = fixture(false, Unknown::Misdirected);
+    let l = &f.listener;
+    assert_eq!(l.select(Some(&sni("b.test"))), Some(f.b));
+    assert_eq!(l.select(Some(&sni("B.TEST"))), Some(f.b));
+    assert_eq!(l.select(Some(&sni("x.wild.test"))), Some(f.wild));
+    // A wildcard covers one label only.
+    assert_eq!(l.select(Some(&sni("y.x.wild.test"))), Some(f.a));
+    assert_eq!(l.select(Some(&sni("unknown.test"))), Some(f.a));
+    assert_eq!(l.select(None), Some(f.a));
+}
+
+#[test]
+fn without_a_default_the_first_virtual_host_answers() {
+    let cert = Arc::new(Identities::from_patterns(["x.test".parse().unwrap()]));
+    let mut builder = VirtualHosts::builder(Scheme::Https);
+    let x = builder.add(VirtualHost::new("x", cert).pattern("x.test".parse().unwrap()));
+    let listener = Listener::new(builder.port(443).build().unwrap());
+    assert_eq!(listener.select(None), Some(x));
+}
+
+#[test]
+fn a_verified_client_certificate_counts_for_the_presented_virtual_hosts_anchors_only() {
+    let f = fixture(false, Unknown::Misdirected);
+    let l = &f.listener;
+    let staff = match l.vhosts().get(f.secure).unwrap().client_auth_required() {
+        ClientAuth::Required(id) => id,
+        other => panic!("{other:?}"),
+    };
+    let conn = l.on_handshake(
+        Handshake::new(f.secure)
+            .sni(Some(sni("secure.test")))
+            .client_certificate_verified(true),
+    );
+    assert_eq!(conn.client_cert_state(), ClientCert::Verified(staff));
+    assert_eq!(conn.presented_vhost(), Some(f.secure));
+    // a.test asks for no client certificate: whatever the stack says, nothing is verified.
+    let conn = l.on_handshake(Handshake::new(f.a).client_certificate_verified(true));
+    assert_eq!(conn.client_cert_state(), ClientCert::None);
+    let conn = l.on_handshake(Handshake::new(f.secure));
+    assert_eq!(conn.client_cert_state(), ClientCert::None);
+}
+
+#[test]
+fn requests_become_outcomes_with_the_log_fields() {
+    let f = fixture(false, Unknown::Misdirected);
+    let l = &f.listener;
+    let conn = l.on_handshake(Handshake::new(f.a).sni(Some(sni("a.test"))).alpn(Alpn::H2));
+
+    // Coalesced and served.
+    match l.on_request(&conn, &h2(Method::GET, "https://b.test/")) {
+        Outcome::Serve { vhost, warning } => {
+            assert_eq!(vhost, f.b);
+            assert!(warning.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The client-certificate host over a connection without one: 421, rendered.
+    match l.on_request(&conn, &h2(Method::GET, "https://secure.test/x")) {
+        Outcome::Respond { response, refusal } => {
+            assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST);
+            assert!(!response.body().is_empty());
+            assert_eq!(refusal.reason, Some(Reason::ClientCertRequired));
+            assert_eq!(refusal.status, StatusCode::MISDIRECTED_REQUEST);
+            assert!(!refusal.served);
+            assert_eq!(refusal.sni.as_ref().map(|s| s.as_str()), Some("a.test"));
+            assert_eq!(refusal.authority, "secure.test");
+            assert_eq!(refusal.presented_vhost.as_deref(), Some("a.test"));
+            assert_eq!(refusal.target_vhost.as_deref(), Some("secure.test"));
+            assert_eq!(refusal.method, Method::GET);
+            assert_eq!(refusal.version, Version::HTTP_2);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A malformed request: 400, and the authority as the client wrote it.
+    let mut parts = h2(Method::GET, "/");
+    parts.headers.append("host", "a.test".parse().unwrap());
+    parts.headers.append("host", "b.test".parse().unwrap());
+    match l.on_request(&conn, &parts) {
+        Outcome::Respond { response, refusal } => {
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            assert_eq!(refusal.status, StatusCode::BAD_REQUEST);
+            assert_eq!(refusal.authority, "a.test, b.test");
+            assert_eq!(refusal.target_vhost, None);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn warn_only_serves_with_a_warning_but_never_an_uncovered_name() {
+    let f = fixture(true, Unknown::ToA);
+    let l = &f.listener;
+    let conn = l.on_handshake(Handshake::new(f.a).sni(Some(sni("a.test"))));
+    // Port 8443 is not served: relaxed by warn_only, reported.
+    match l.on_request(&conn, &h2(Method::GET, "https://b.test:8443/")) {
+        Outcome::Serve {
+            vhost,
+            warning: Some(refusal),
+        } => {
+            assert_eq!(vhost, f.b);
+            assert_eq!(refusal.reason, Some(Reason::PortNotServed));
+            assert!(refusal.served);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Routed to the default virtual host, but a.test's certificate does not cover it.
+    match l.on_request(&conn, &h2(Method::GET, "https://elsewhere.example/")) {
+        Outcome::Respond { response, refusal } => {
+            assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST);
+            assert_eq!(refusal.reason, Some(Reason::CertificateDoesNotCover));
+            assert_eq!(refusal.target_vhost.as_deref(), Some("a.test"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_unknown_host_can_be_a_404_with_no_body_for_head() {
+    let f = fixture(false, Unknown::NotFound);
+    let l = &f.listener;
+    let conn = l.on_handshake(Handshake::new(f.a).sni(Some(sni("a.test"))));
+    for (method, body) in [(Method::GET, "not found\n"), (Method::HEAD, "")] {
+        match l.on_request(&conn, &h2(method, "https://nowhere.test/")) {
+            Outcome::Respond { response, refusal } => {
+                assert_eq!(response.status(), StatusCode::NOT_FOUND);
+                assert_eq!(response.body().as_ref(), body.as_bytes());
+                assert_eq!(response.headers()["content-length"], "10");
+                assert_eq!(refusal.reason, None);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn trust_anchor_sets_are_identified_by_their_certificates() {
+    let mut sets = TrustAnchorSets::new();
+    let one = sets.intern([b"CA one".as_slice(), b"CA two".as_slice()]);
+    assert_eq!(
+        sets.intern([b"CA two".as_slice(), b"CA one".as_slice()]),
+        one
+    );
+    assert_eq!(
+        sets.intern([
+            b"CA two".as_slice(),
+            b"CA one".as_slice(),
+            b"CA two".as_slice()
+        ]),
+        one
+    );
+    let other = sets.intern([b"CA one".as_slice()]);
+    assert_ne!(other, one);
+    assert_ne!(
+        sets.intern([b"CA one".as_slice(), b"CA three".as_slice()]),
+        one
+    );
+    assert_eq!(sets.len(), 3);
+}
