@@ -2,7 +2,8 @@
 //! found without opening a socket.
 
 use core::fmt;
-use std::collections::{BTreeMap, BTreeSet};
+use core::fmt::Write as _;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use misdirect_authority::{Host, HostName, RequestTarget};
@@ -12,7 +13,9 @@ use misdirect_certmatch::{
 
 use crate::decide::{ClientCert, ConnectionContext, Decision, decide};
 use crate::reason::Reason;
-use crate::vhost::{Alpn, ClientAuth, Policy, TlsVersion, TrustAnchorsId, VhostId, VirtualHosts};
+use crate::vhost::{
+    Alpn, ClientAuth, Policy, TlsVersion, TrustAnchorsId, VhostId, VirtualHost, VirtualHosts,
+};
 
 /// How much a finding matters.
 #[non_exhaustive]
@@ -55,23 +58,29 @@ pub enum FindingKind {
     /// A connection that did not authenticate for a client-certificate virtual host would be
     /// served by it (error; the policy makes this impossible, and the audit proves it).
     ClientCertBypass,
-    /// Names a presented certificate covers but no virtual host serves: coalescing clients
-    /// get 421 there (warning).
+    /// Host names a presented certificate covers but no virtual host serves: coalescing
+    /// clients get 421 there (warning).
     CoveredNotServed,
     /// A wildcard certificate whose names are only partly served (warning).
     WildcardPartlyServed,
-    /// Virtual hosts share a certificate but differ in TLS requirements: coalesced
-    /// requests between them get 421 (warning).
+    /// A connection made for one virtual host may carry requests for another whose names
+    /// its certificate covers, but some TLS version, ALPN protocol or client certificate it
+    /// may negotiate does not meet the other's requirements: those requests get 421
+    /// (warning).
     SharedCertDifferentTls,
     /// Strict policy on virtual hosts whose names another's certificate covers: every
     /// coalesced request gets 421 (warning).
     StrictWithSharedCert,
     /// The listener's own port is not among the public ports (warning).
     ListenPortNotPublic,
-    /// A certificate shared by several virtual hosts (info).
+    /// A certificate that covers names of several virtual hosts: which virtual hosts present
+    /// it, and which others it merely covers (info).
     SharedCertificate,
     /// Which virtual hosts' requests a connection made for another may carry (info).
     Coalescing,
+    /// IP addresses a presented certificate covers that no virtual host serves (info:
+    /// nothing to fix, and not a reason to serve them).
+    CoveredIpAddress,
 }
 
 impl FindingKind {
@@ -88,6 +97,7 @@ impl FindingKind {
             Self::ListenPortNotPublic => "listen-port-not-public",
             Self::SharedCertificate => "shared-certificate",
             Self::Coalescing => "coalescing",
+            Self::CoveredIpAddress => "covered-ip-address",
         }
     }
 
@@ -102,7 +112,7 @@ impl FindingKind {
             | Self::SharedCertDifferentTls
             | Self::StrictWithSharedCert
             | Self::ListenPortNotPublic => Severity::Warning,
-            Self::SharedCertificate | Self::Coalescing => Severity::Info,
+            Self::SharedCertificate | Self::Coalescing | Self::CoveredIpAddress => Severity::Info,
         }
     }
 
@@ -133,6 +143,7 @@ impl FindingKind {
             }
             Self::SharedCertificate => "nothing to do; see the coalescing findings",
             Self::Coalescing => "nothing to do: these requests are served on shared connections",
+            Self::CoveredIpAddress => "nothing to do",
         }
     }
 }
@@ -295,25 +306,41 @@ impl Audit {
     }
 }
 
+/// A distinct certificate and the virtual hosts that present it.
+struct Presented {
+    id: CertId,
+    identities: Identities,
+    /// In configuration order.
+    presenters: Vec<VhostId>,
+}
+
 /// One entry per distinct certificate: the same id (fingerprint) or, without ids, the
 /// same shared identities. Unknown ids are named after the first virtual host using them.
-fn distinct_certificates(
-    vhosts: &VirtualHosts,
-    cert_ids: &[Option<CertId>],
-) -> Vec<(CertId, Identities)> {
-    let mut out: Vec<(CertId, Identities)> = Vec::new();
-    let mut seen_ids = BTreeSet::new();
-    let mut seen_ptrs: Vec<*const Identities> = Vec::new();
+fn distinct_certificates(vhosts: &VirtualHosts, cert_ids: &[Option<CertId>]) -> Vec<Presented> {
+    #[derive(PartialEq, Eq, Hash)]
+    enum Key {
+        Fingerprint([u8; 32]),
+        Identities(*const Identities),
+    }
+    let mut out: Vec<Presented> = Vec::new();
+    let mut seen: HashMap<Key, usize> = HashMap::new();
     for (id, v) in vhosts.iter() {
-        let ptr = Arc::as_ptr(v.certificate());
-        let cert_id = match cert_ids.get(id.index()).cloned().flatten() {
-            Some(cert_id) if seen_ids.insert(*cert_id.sha256()) => cert_id,
-            Some(_) => continue,
-            None if seen_ptrs.contains(&ptr) => continue,
-            None => CertId::new(format!("(certificate of {})", v.name()), [0; 32]),
+        let known = cert_ids.get(id.index()).cloned().flatten();
+        let key = match &known {
+            Some(cert_id) => Key::Fingerprint(*cert_id.sha256()),
+            None => Key::Identities(Arc::as_ptr(v.certificate())),
         };
-        seen_ptrs.push(ptr);
-        out.push((cert_id, (**v.certificate()).clone()));
+        if let Some(&at) = seen.get(&key) {
+            out[at].presenters.push(id);
+            continue;
+        }
+        seen.insert(key, out.len());
+        out.push(Presented {
+            id: known
+                .unwrap_or_else(|| CertId::new(format!("(certificate of {})", v.name()), [0; 32])),
+            identities: (**v.certificate()).clone(),
+            presenters: vec![id],
+        });
     }
     out
 }
@@ -384,36 +411,65 @@ fn own_certificates(
 }
 
 fn coverage(vhosts: &VirtualHosts, cert_ids: &[Option<CertId>], findings: &mut Vec<AuditFinding>) {
-    let mut certificates: Vec<Certificate> = Vec::new();
-    for (id, cert) in distinct_certificates(vhosts, cert_ids) {
-        certificates.push(Certificate::new(id, cert));
-    }
+    let presented = distinct_certificates(vhosts, cert_ids);
+    let certificates: Vec<Certificate> = presented
+        .iter()
+        .map(|p| Certificate::new(p.id.clone(), p.identities.clone()))
+        .collect();
     let served: Vec<misdirect_certmatch::VirtualHost> = vhosts
         .iter()
         .map(|(_, v)| misdirect_certmatch::VirtualHost::new(v.name(), v.patterns().iter().cloned()))
         .collect();
     for finding in Coverage::analyse(&certificates, &served).findings() {
-        let f = match finding {
-            CoverageFinding::CoveredNotServed { certificate, names } => AuditFinding::new(
-                FindingKind::CoveredNotServed,
-                format!(
-                    "certificate {} covers {} that no virtual host serves: every coalescing browser gets a 421 there, then retries",
-                    certificate.subject(),
-                    join(names)
-                ),
-            )
-            .names(names)
-            .certificate(Some(certificate.clone())),
-            CoverageFinding::ServedNotCovered { virtual_host, names } => AuditFinding::new(
-                FindingKind::ServedNotCovered,
-                format!(
-                    "virtual host {virtual_host:?} serves {} that no certificate on this listener covers: TLS handshakes fail",
-                    join(names)
-                ),
-            )
-            .names(names)
-            .vhosts([virtual_host]),
-            CoverageFinding::WildcardPartlyServed { certificate, wildcard, served } => {
+        match finding {
+            CoverageFinding::CoveredNotServed { certificate, names } => {
+                // An IP address SAN nobody serves is recorded, not reported as a hazard:
+                // servers usually cannot serve IP addresses (the misdirect server's
+                // configuration rejects them), and serving one is not the fix.
+                let (ips, dns): (Vec<&Pattern>, Vec<&Pattern>) =
+                    names.iter().partition(|p| matches!(p, Pattern::Ip(_)));
+                if !dns.is_empty() {
+                    findings.push(
+                        AuditFinding::new(
+                            FindingKind::CoveredNotServed,
+                            format!(
+                                "certificate {} covers {} that no virtual host serves: every coalescing browser gets a 421 there, then retries",
+                                certificate.subject(),
+                                join(&dns)
+                            ),
+                        )
+                        .names(&dns)
+                        .certificate(Some(certificate.clone())),
+                    );
+                }
+                if !ips.is_empty() {
+                    findings.push(
+                        AuditFinding::new(
+                            FindingKind::CoveredIpAddress,
+                            format!(
+                                "certificate {} covers IP address{} {} that no virtual host serves",
+                                certificate.subject(),
+                                if ips.len() == 1 { "" } else { "es" },
+                                join(&ips)
+                            ),
+                        )
+                        .names(&ips)
+                        .certificate(Some(certificate.clone())),
+                    );
+                }
+            }
+            CoverageFinding::ServedNotCovered { virtual_host, names } => findings.push(
+                AuditFinding::new(
+                    FindingKind::ServedNotCovered,
+                    format!(
+                        "virtual host {virtual_host:?} serves {} that no certificate on this listener covers: TLS handshakes fail",
+                        join(names)
+                    ),
+                )
+                .names(names)
+                .vhosts([virtual_host]),
+            ),
+            CoverageFinding::WildcardPartlyServed { certificate, wildcard, served } => findings.push(
                 AuditFinding::new(
                     FindingKind::WildcardPartlyServed,
                     format!(
@@ -423,35 +479,101 @@ fn coverage(vhosts: &VirtualHosts, cert_ids: &[Option<CertId>], findings: &mut V
                     ),
                 )
                 .names(std::iter::once(wildcard.to_string()).chain(served.iter().map(ToString::to_string)))
-                .certificate(Some(certificate.clone()))
+                .certificate(Some(certificate.clone())),
+            ),
+            CoverageFinding::SharedCertificate { certificate, virtual_hosts } => {
+                let Some(p) = presented.iter().find(|p| p.id == *certificate) else {
+                    continue;
+                };
+                findings.push(shared_certificate(vhosts, p, virtual_hosts));
             }
-            CoverageFinding::SharedCertificate { certificate, virtual_hosts } => AuditFinding::new(
-                FindingKind::SharedCertificate,
-                format!(
-                    "certificate {} is shared by virtual hosts {}",
-                    certificate.subject(),
-                    virtual_hosts.join(", ")
-                ),
-            )
-            .vhosts(virtual_hosts)
-            .certificate(Some(certificate.clone())),
-            _ => continue,
-        };
-        findings.push(f);
+            _ => {}
+        }
     }
 }
 
-/// A connection as a modern browser makes it for `vhost`: SNI its first name, its
-/// certificate, TLS 1.3, h2, and a client certificate verified by `client` anchors.
+/// A certificate whose names cover `covered` (several virtual hosts, by name): those that
+/// present it, and separately those it merely covers.
+fn shared_certificate(vhosts: &VirtualHosts, p: &Presented, covered: &[String]) -> AuditFinding {
+    let presenters: Vec<&str> = p
+        .presenters
+        .iter()
+        .filter_map(|id| vhosts.get(*id))
+        .map(VirtualHost::name)
+        .collect();
+    let others: Vec<&str> = covered
+        .iter()
+        .map(String::as_str)
+        .filter(|name| !presenters.contains(name))
+        .collect();
+    let mut message = format!(
+        "certificate {} is presented by virtual host{} {}",
+        p.id.subject(),
+        if presenters.len() == 1 { "" } else { "s" },
+        presenters.join(", ")
+    );
+    if !others.is_empty() {
+        let _ = write!(
+            message,
+            "; it also covers names of {}, which {}",
+            match others.len() {
+                1 => format!("virtual host {}", others[0]),
+                _ => format!("virtual hosts {}", others.join(", ")),
+            },
+            match others.len() {
+                1 => "presents another certificate",
+                _ => "present other certificates",
+            },
+        );
+    }
+    AuditFinding::new(FindingKind::SharedCertificate, message)
+        .vhosts(presenters)
+        .certificate(Some(p.id.clone()))
+}
+
+/// Every TLS version, oldest first.
+const TLS_VERSIONS: [TlsVersion; 2] = [TlsVersion::Tls12, TlsVersion::Tls13];
+
+/// Every ALPN outcome a request can arrive on.
+const ALPNS: [Alpn; 3] = [Alpn::H2, Alpn::Http11, Alpn::Other];
+
+/// What a connection made for `v` may negotiate, as the server answers its SNI with `v`'s
+/// own TLS configuration: any version at or above `v`'s minimum, and any protocol of `v`'s
+/// ALPN list (h2 and http/1.1 when it is not restricted; http/1.1 — what no ALPN means —
+/// when the list is empty).
+fn negotiable(v: &VirtualHost) -> Vec<(TlsVersion, Alpn)> {
+    let alpns: &[Alpn] = match v.allowed_alpn() {
+        None => &[Alpn::H2, Alpn::Http11],
+        Some([]) => &[Alpn::Http11],
+        Some(list) => list,
+    };
+    let mut out = Vec::new();
+    for version in TLS_VERSIONS {
+        if v.min_tls_version().is_some_and(|min| version < min) {
+            continue;
+        }
+        for &alpn in alpns {
+            if !out.contains(&(version, alpn)) {
+                out.push((version, alpn));
+            }
+        }
+    }
+    out
+}
+
+/// A connection as a browser makes it for `vhost`: SNI its first name, its certificate,
+/// this TLS version and ALPN protocol, and a client certificate verified by `client`
+/// anchors.
 fn browser_connection(
     vhosts: &VirtualHosts,
     vhost: VhostId,
+    (version, alpn): (TlsVersion, Alpn),
     client: ClientCert,
 ) -> ConnectionContext {
     let mut ctx = ConnectionContext::new()
         .presented(vhost)
-        .tls_version(TlsVersion::Tls13)
-        .alpn(Alpn::H2)
+        .tls_version(version)
+        .alpn(alpn)
         .client_cert(client);
     let sni = vhosts
         .get(vhost)
@@ -464,8 +586,9 @@ fn browser_connection(
 }
 
 /// Proves the client-certificate floor for this table: for every virtual host V that asks
-/// for client certificates, no connection — made for any virtual host, with no client
-/// certificate or one verified by other anchors — is served a request for V's names.
+/// for client certificates, no connection — made for any virtual host, with any TLS version
+/// and ALPN protocol, with no client certificate or one verified by other anchors — is
+/// served a request for V's names.
 fn client_cert_floor(vhosts: &VirtualHosts, findings: &mut Vec<AuditFinding>) {
     let mut anchors: BTreeSet<TrustAnchorsId> = BTreeSet::new();
     for (_, v) in vhosts.iter() {
@@ -506,14 +629,18 @@ fn client_cert_floor(vhosts: &VirtualHosts, findings: &mut Vec<AuditFinding>) {
             };
             for (conn_id, conn_vhost) in vhosts.iter() {
                 for &state in &states {
-                    let ctx = browser_connection(vhosts, conn_id, state);
-                    if let Decision::Serve { vhost, .. } = decide(vhosts, &ctx, &target)
-                        && vhost == target_id
-                    {
-                        bypassed
-                            .entry(host.to_string())
-                            .or_default()
-                            .insert(conn_vhost.name().to_owned());
+                    for version in TLS_VERSIONS {
+                        for alpn in ALPNS {
+                            let ctx = browser_connection(vhosts, conn_id, (version, alpn), state);
+                            if let Decision::Serve { vhost, .. } = decide(vhosts, &ctx, &target)
+                                && vhost == target_id
+                            {
+                                bypassed
+                                    .entry(host.to_string())
+                                    .or_default()
+                                    .insert(conn_vhost.name().to_owned());
+                            }
+                        }
                     }
                 }
             }
@@ -536,7 +663,8 @@ fn client_cert_floor(vhosts: &VirtualHosts, findings: &mut Vec<AuditFinding>) {
 }
 
 /// For every pair of virtual hosts P ≠ V where P's certificate covers a name of V: what a
-/// browser's connection for P gets when it carries a request for V.
+/// browser's connection made for P gets when it carries a request for V, for every TLS
+/// version and ALPN protocol that connection may negotiate ([`negotiable`]).
 fn coalescing(
     vhosts: &VirtualHosts,
     cert_of: &dyn Fn(VhostId) -> Option<CertId>,
@@ -549,7 +677,7 @@ fn coalescing(
             ClientAuth::Required(a) | ClientAuth::Optional(a) => ClientCert::Verified(a),
             _ => ClientCert::None,
         };
-        let ctx = browser_connection(vhosts, p_id, client);
+        let negotiable = negotiable(p);
         for (v_id, v) in vhosts.iter() {
             if v_id == p_id {
                 continue;
@@ -564,42 +692,87 @@ fn coalescing(
             let Some(target) = target_for(host, vhosts) else {
                 continue;
             };
-            match decide(vhosts, &ctx, &target) {
-                Decision::Serve { warning: None, .. } => {
-                    shared_map.push(format!("{} → {}", p.name(), v.name()));
+            // (negotiated, reason, served anyway under warn_only) for each refusal.
+            let mut refused: Vec<((TlsVersion, Alpn), Reason, bool)> = Vec::new();
+            for &negotiated in &negotiable {
+                let ctx = browser_connection(vhosts, p_id, negotiated, client);
+                match decide(vhosts, &ctx, &target) {
+                    Decision::Serve {
+                        warning: Some(reason),
+                        ..
+                    } => refused.push((negotiated, reason, true)),
+                    Decision::Misdirected(reason) => refused.push((negotiated, reason, false)),
+                    _ => {}
                 }
-                Decision::Serve {
-                    warning: Some(reason),
-                    ..
+            }
+            if refused.is_empty() {
+                shared_map.push(format!("{} → {}", p.name(), v.name()));
+                continue;
+            }
+            let finding = |kind, message| {
+                AuditFinding::new(kind, message)
+                    .names(hosts.iter())
+                    .vhosts([p.name(), v.name()])
+                    .certificate(cert_of(p_id))
+            };
+            let tls = refused
+                .iter()
+                .filter(|(_, r, _)| {
+                    matches!(r, Reason::TlsVersionBelowMinimum | Reason::AlpnNotAllowed)
+                })
+                // The case to name: the oldest version, then a protocol V does not allow.
+                .min_by_key(|((version, alpn), _, _)| {
+                    (*version, v.allowed_alpn().is_none_or(|l| l.contains(alpn)))
+                });
+            if let Some(&((version, alpn), reason, warn_only)) = tls {
+                let outcome = match warn_only {
+                    false => format!("get 421 {}", reason.code()),
+                    true => format!("would get 421 {} (warn_only serves them)", reason.code()),
+                };
+                findings.push(finding(
+                    FindingKind::SharedCertDifferentTls,
+                    format!(
+                        "a connection made for {} may negotiate {} and {}; {} requires {}: coalesced requests for {host} there {outcome}",
+                        p.name(),
+                        tls_name(version),
+                        alpn_name(alpn),
+                        v.name(),
+                        requirements(v),
+                    ),
+                ));
+            }
+            let strict = refused
+                .iter()
+                .find(|(_, r, _)| matches!(r, Reason::SniVhostDiffers | Reason::NoSni));
+            let other = refused.iter().find(|(_, r, _)| {
+                !matches!(
+                    r,
+                    Reason::TlsVersionBelowMinimum
+                        | Reason::AlpnNotAllowed
+                        | Reason::SniVhostDiffers
+                        | Reason::NoSni
+                )
+            });
+            for (kind, &(_, reason, _)) in [
+                (FindingKind::StrictWithSharedCert, strict),
+                (FindingKind::SharedCertDifferentTls, other),
+            ]
+            .into_iter()
+            .filter_map(|(kind, r)| Some((kind, r?)))
+            {
+                if kind == FindingKind::StrictWithSharedCert && !strict_reported.insert(v_id) {
+                    continue;
                 }
-                | Decision::Misdirected(reason) => {
-                    let kind = match reason {
-                        Reason::SniVhostDiffers | Reason::NoSni => {
-                            if !strict_reported.insert(v_id) {
-                                continue;
-                            }
-                            FindingKind::StrictWithSharedCert
-                        }
-                        _ => FindingKind::SharedCertDifferentTls,
-                    };
-                    let policy = vhosts.policy_for(v_id);
-                    findings.push(
-                        AuditFinding::new(
-                            kind,
-                            format!(
-                                "connections made for {:?} may carry requests for {host} (its certificate covers it), but {:?} answers them 421 ({}) under the {} policy",
-                                p.name(),
-                                v.name(),
-                                reason.code(),
-                                policy_name(policy),
-                            ),
-                        )
-                        .names(hosts.iter())
-                        .vhosts([p.name(), v.name()])
-                        .certificate(cert_of(p_id)),
-                    );
-                }
-                _ => {}
+                findings.push(finding(
+                    kind,
+                    format!(
+                        "connections made for {:?} may carry requests for {host} (its certificate covers it), but {:?} answers them 421 ({}) under the {} policy",
+                        p.name(),
+                        v.name(),
+                        reason.code(),
+                        policy_name(vhosts.policy_for(v_id)),
+                    ),
+                ));
             }
         }
     }
@@ -614,6 +787,45 @@ fn coalescing(
     }
 }
 
+/// `TLS 1.2`, `TLS 1.3`.
+fn tls_name(version: TlsVersion) -> &'static str {
+    match version {
+        TlsVersion::Tls12 => "TLS 1.2",
+        TlsVersion::Tls13 => "TLS 1.3",
+    }
+}
+
+/// `h2`, `http/1.1`, or `another protocol`.
+fn alpn_name(alpn: Alpn) -> &'static str {
+    match alpn {
+        Alpn::H2 => "h2",
+        Alpn::Http11 => "http/1.1",
+        Alpn::Other => "another protocol",
+    }
+}
+
+/// A virtual host's TLS version and ALPN requirements: `TLS 1.3 and h2`,
+/// `TLS 1.2 or later and h2 or http/1.1`.
+fn requirements(v: &VirtualHost) -> String {
+    let mut parts = Vec::new();
+    match v.min_tls_version() {
+        Some(TlsVersion::Tls12) => parts.push("TLS 1.2 or later".to_owned()),
+        Some(version) => parts.push(tls_name(version).to_owned()),
+        None => {}
+    }
+    if let Some(list) = v.allowed_alpn() {
+        parts.push(match list {
+            [] => "no ALPN protocol".to_owned(),
+            _ => list
+                .iter()
+                .map(|a| alpn_name(*a))
+                .collect::<Vec<_>>()
+                .join(" or "),
+        });
+    }
+    parts.join(" and ")
+}
+
 fn policy_name(policy: Policy) -> &'static str {
     policy.as_str()
 }
@@ -624,4 +836,156 @@ fn join<T: ToString>(items: &[T]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use misdirect_authority::Scheme;
+
+    use super::*;
+
+    fn cert(names: &[&str]) -> Arc<Identities> {
+        Arc::new(Identities::from_patterns(
+            names.iter().map(|n| n.parse().expect("valid")),
+        ))
+    }
+
+    fn vhost(name: &str, cert: &Arc<Identities>) -> VirtualHost {
+        VirtualHost::new(name, cert.clone()).pattern(name.parse().expect("valid"))
+    }
+
+    fn audit(vhosts: Vec<VirtualHost>, ids: &[u8]) -> Audit {
+        let mut b = VirtualHosts::builder(Scheme::Https);
+        for v in vhosts {
+            b.add(v);
+        }
+        let table = b.port(443).build().expect("valid");
+        let ids: Vec<_> = ids
+            .iter()
+            .map(|n| Some(CertId::new(format!("CN=cert{n}"), [*n; 32])))
+            .collect();
+        Audit::run(&table, &ids, Some(443))
+    }
+
+    fn messages(audit: &Audit, kind: FindingKind) -> Vec<&str> {
+        audit
+            .findings()
+            .iter()
+            .filter(|f| f.kind() == kind)
+            .map(AuditFinding::message)
+            .collect()
+    }
+
+    /// Each case: the two virtual hosts' (min TLS, ALPN) sharing one certificate, and the
+    /// `shared-cert-different-tls` messages expected. A connection made for a virtual host
+    /// negotiates what that virtual host allows, not TLS 1.3 and h2 regardless.
+    #[test]
+    fn tls_requirements_on_a_shared_certificate() {
+        type Side = (Option<TlsVersion>, Option<&'static [Alpn]>);
+        const H1: &[Alpn] = &[Alpn::Http11];
+        const H2: &[Alpn] = &[Alpn::H2];
+        const BOTH: &[Alpn] = &[Alpn::H2, Alpn::Http11];
+        let cases: &[(Side, Side, &[&str])] = &[
+            // Both http/1.1 only: every connection negotiates http/1.1, which both allow.
+            ((None, Some(H1)), (Some(TlsVersion::Tls12), Some(H1)), &[]),
+            ((None, None), (None, None), &[]),
+            (
+                (Some(TlsVersion::Tls13), Some(H2)),
+                (Some(TlsVersion::Tls13), Some(BOTH)),
+                &[
+                    "a connection made for b.test may negotiate TLS 1.3 and http/1.1; a.test requires TLS 1.3 and h2: coalesced requests for a.test there get 421 alpn-not-allowed",
+                ],
+            ),
+            // The strict one is served on its own connections' terms; the other's
+            // connections may be TLS 1.2 or http/1.1.
+            (
+                (Some(TlsVersion::Tls13), Some(H2)),
+                (Some(TlsVersion::Tls12), Some(BOTH)),
+                &[
+                    "a connection made for b.test may negotiate TLS 1.2 and http/1.1; a.test requires TLS 1.3 and h2: coalesced requests for a.test there get 421 tls-version-below-minimum",
+                ],
+            ),
+            (
+                (Some(TlsVersion::Tls13), None),
+                (None, Some(H1)),
+                &[
+                    "a connection made for a.test may negotiate TLS 1.3 and h2; b.test requires http/1.1: coalesced requests for b.test there get 421 alpn-not-allowed",
+                    "a connection made for b.test may negotiate TLS 1.2 and http/1.1; a.test requires TLS 1.3: coalesced requests for a.test there get 421 tls-version-below-minimum",
+                ],
+            ),
+            // Both directions fail.
+            (
+                (None, Some(H2)),
+                (None, Some(H1)),
+                &[
+                    "a connection made for a.test may negotiate TLS 1.2 and h2; b.test requires http/1.1: coalesced requests for b.test there get 421 alpn-not-allowed",
+                    "a connection made for b.test may negotiate TLS 1.2 and http/1.1; a.test requires h2: coalesced requests for a.test there get 421 alpn-not-allowed",
+                ],
+            ),
+        ];
+        let s = cert(&["a.test", "b.test"]);
+        for (i, ((a_min, a_alpn), (b_min, b_alpn), expected)) in cases.iter().enumerate() {
+            let side = |v: VirtualHost, min: Option<TlsVersion>, alpn: Option<&[Alpn]>| {
+                let v = match min {
+                    Some(min) => v.min_tls(min),
+                    None => v,
+                };
+                match alpn {
+                    Some(alpn) => v.alpn(alpn.iter().copied()),
+                    None => v,
+                }
+            };
+            let audit = audit(
+                vec![
+                    side(vhost("a.test", &s), *a_min, *a_alpn),
+                    side(vhost("b.test", &s), *b_min, *b_alpn),
+                ],
+                &[1, 1],
+            );
+            assert_eq!(
+                messages(&audit, FindingKind::SharedCertDifferentTls),
+                *expected,
+                "case {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn shared_certificate_names_its_presenters() {
+        let ab = cert(&["a.test", "b.test", "c.test"]);
+        let b = cert(&["b.test"]);
+        let audit = audit(
+            vec![
+                vhost("a.test", &ab),
+                vhost("b.test", &b),
+                vhost("c.test", &ab),
+            ],
+            &[1, 2, 1],
+        );
+        let shared: Vec<_> = audit
+            .findings()
+            .iter()
+            .filter(|f| f.kind() == FindingKind::SharedCertificate)
+            .collect();
+        assert_eq!(shared.len(), 1, "{audit:?}");
+        assert_eq!(
+            shared[0].message(),
+            "certificate CN=cert1 is presented by virtual hosts a.test, c.test; it also covers names of virtual host b.test, which presents another certificate"
+        );
+        assert_eq!(shared[0].vhost_names(), ["a.test", "c.test"]);
+    }
+
+    #[test]
+    fn ip_addresses_are_information() {
+        let s = cert(&["a.test", "192.0.2.1", "old.test"]);
+        let audit = audit(vec![vhost("a.test", &s)], &[1]);
+        let kinds: Vec<_> = audit.findings().iter().map(AuditFinding::kind).collect();
+        assert_eq!(
+            kinds,
+            [FindingKind::CoveredNotServed, FindingKind::CoveredIpAddress]
+        );
+        assert_eq!(audit.findings()[0].host_names(), ["old.test"]);
+        assert_eq!(audit.findings()[1].host_names(), ["192.0.2.1"]);
+        assert_eq!(audit.findings()[1].severity(), Severity::Info);
+    }
 }

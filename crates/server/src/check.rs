@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use misdirect_certmatch::CertId;
-use misdirect_coalesce::{Audit, AuditFinding, Severity};
+use misdirect_coalesce::{Audit, AuditFinding, FindingKind, Severity};
 use serde_json::{Value, json};
 
 use crate::config::Config;
@@ -49,10 +49,25 @@ struct Finding {
 
 impl From<&AuditFinding> for Finding {
     fn from(finding: &AuditFinding) -> Self {
+        let mut message = finding.message().to_string();
+        if finding.kind() == FindingKind::CoveredIpAddress {
+            // The configuration accepts host names only: say so, rather than suggest
+            // serving the address.
+            message = format!(
+                "certificate {} covers IP address{} {}; virtual hosts cannot serve IP addresses",
+                finding.cert_id().map_or("(unknown)", CertId::subject),
+                if finding.host_names().len() == 1 {
+                    ""
+                } else {
+                    "es"
+                },
+                finding.host_names().join(", "),
+            );
+        }
         Self {
             severity: finding.severity(),
             code: finding.kind().code(),
-            message: finding.message().to_string(),
+            message,
             names: finding.host_names().to_vec(),
             vhosts: finding.vhost_names().to_vec(),
             certificate: finding.cert_id().cloned(),

@@ -9,7 +9,8 @@ use serde_json::Value;
 use crate::support::{Ca, scratch_dir};
 
 /// A directory with certificates: `ab` (a.test, b.test), `abold` (a.test, b.test,
-/// old.test), `c` (c.test), `wild` (*.x.test), and a client CA.
+/// old.test), `abip` (a.test, b.test, 192.0.2.1), `b` (b.test), `c` (c.test), `wild`
+/// (*.x.test), and a client CA.
 struct Dir {
     path: std::path::PathBuf,
 }
@@ -20,6 +21,8 @@ impl Dir {
         let ca = Ca::new("check CA");
         ca.server_cert(&path, "ab", &["a.test", "b.test"]);
         ca.server_cert(&path, "abold", &["a.test", "b.test", "old.test"]);
+        ca.server_cert(&path, "abip", &["a.test", "b.test", "192.0.2.1"]);
+        ca.server_cert(&path, "b", &["b.test"]);
         ca.server_cert(&path, "c", &["c.test"]);
         ca.server_cert(&path, "wild", &["*.x.test"]);
         ca.write_ca(&path, "client-ca");
@@ -334,4 +337,122 @@ fn default_vhost_requiring_client_certificates() {
             assert!(text.contains("fix: set default_vhost to"), "{text}");
         }
     }
+}
+
+/// The findings of one code, from the JSON report.
+fn findings<'a>(json: &'a Value, code: &str) -> Vec<&'a Value> {
+    json["listeners"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == code)
+        .collect()
+}
+
+/// A connection made for a virtual host negotiates what that virtual host allows: two
+/// virtual hosts that both allow only http/1.1 agree, whatever a browser would prefer.
+#[test]
+fn http1_only_virtual_hosts_agree() {
+    let dir = Dir::new("check-http1-only");
+    let http1 = "alpn = [\"http/1.1\"]";
+    let config = dir.config(
+        &(listener("secure", "") + &vhost("a.test", "ab", http1) + &vhost("b.test", "ab", http1)),
+    );
+    let report = check(&config).unwrap();
+    let json = report.to_json();
+    assert_eq!(
+        codes(&json),
+        map(&[("coalescing", 1), ("shared-certificate", 1)]),
+        "{json:#}"
+    );
+    assert_eq!(report.exit_code(true), 0);
+}
+
+/// A TLS 1.3 + h2 virtual host sharing a certificate with one that allows TLS 1.2 and
+/// http/1.1: connections made for the latter may negotiate either, and the live server
+/// answers coalesced requests for the former there with 421.
+#[test]
+fn stricter_tls_on_a_shared_certificate() {
+    let dir = Dir::new("check-min-tls");
+    let config = dir.config(
+        &(listener("secure", "")
+            + &vhost("a.test", "ab", "min_tls = \"1.3\"\nalpn = [\"h2\"]")
+            + &vhost(
+                "b.test",
+                "ab",
+                "min_tls = \"1.2\"\nalpn = [\"h2\", \"http/1.1\"]",
+            )),
+    );
+    let report = check(&config).unwrap();
+    let json = report.to_json();
+    assert_eq!(
+        codes(&json),
+        map(&[
+            ("coalescing", 1),
+            ("shared-cert-different-tls", 1),
+            ("shared-certificate", 1)
+        ]),
+        "{json:#}"
+    );
+    let warning = findings(&json, "shared-cert-different-tls")[0];
+    assert_eq!(
+        warning["message"],
+        "a connection made for b.test may negotiate TLS 1.2 and http/1.1; a.test requires TLS 1.3 and h2: coalesced requests for a.test there get 421 tls-version-below-minimum"
+    );
+    assert_eq!(warning["vhosts"], serde_json::json!(["b.test", "a.test"]));
+    assert_eq!(warning["names"], serde_json::json!(["a.test"]));
+    // A connection made for a.test (TLS 1.3, h2) is good enough for b.test.
+    assert!(report.to_text().contains("a.test → b.test"));
+    assert_eq!(report.exit_code(true), 1);
+}
+
+/// `shared-certificate` names the virtual hosts that present the certificate, and
+/// separately those whose names it merely covers.
+#[test]
+fn shared_certificate_names_only_its_presenters() {
+    let dir = Dir::new("check-presenters");
+    let config = dir
+        .config(&(listener("secure", "") + &vhost("a.test", "ab", "") + &vhost("b.test", "b", "")));
+    let report = check(&config).unwrap();
+    let json = report.to_json();
+    let shared = findings(&json, "shared-certificate");
+    assert_eq!(shared.len(), 1, "{json:#}");
+    assert_eq!(shared[0]["vhosts"], serde_json::json!(["a.test"]));
+    assert_eq!(
+        shared[0]["message"],
+        "certificate CN=rcgen self signed cert is presented by virtual host a.test; it also covers names of virtual host b.test, which presents another certificate"
+    );
+    let text = report.to_text();
+    assert!(!text.contains("shared by"), "{text}");
+}
+
+/// A certificate's IP address SAN is information: the configuration cannot serve IP
+/// addresses, so the check does not suggest it.
+#[test]
+fn ip_address_sans_are_not_a_hazard() {
+    let dir = Dir::new("check-ip-san");
+    let config = dir.config(
+        &(listener("secure", "") + &vhost("a.test", "abip", "") + &vhost("b.test", "abip", "")),
+    );
+    let report = check(&config).unwrap();
+    let json = report.to_json();
+    assert_eq!(
+        codes(&json),
+        map(&[
+            ("coalescing", 1),
+            ("covered-ip-address", 1),
+            ("shared-certificate", 1)
+        ]),
+        "{json:#}"
+    );
+    let note = findings(&json, "covered-ip-address")[0];
+    assert_eq!(note["severity"], "info");
+    assert_eq!(note["names"], serde_json::json!(["192.0.2.1"]));
+    assert_eq!(
+        note["message"],
+        "certificate CN=rcgen self signed cert covers IP address 192.0.2.1; virtual hosts cannot serve IP addresses"
+    );
+    let text = report.to_text();
+    assert!(!text.contains("serve these names"), "{text}");
+    assert_eq!(report.exit_code(true), 0);
 }
