@@ -118,7 +118,7 @@ fn decide_group(c: &mut Criterion) {
             ids.push(table.add(vhost));
         }
     }
-    let vhosts = table.build().expect("distinct names");
+    let vhosts = table.port(443).build().expect("distinct names");
     let sni = HostName::from_sni(b"v4200.g420.example.test").expect("valid SNI");
     let conn = ConnectionContext::new().sni(sni).presented(ids[4200]);
 

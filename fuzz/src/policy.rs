@@ -157,11 +157,15 @@ impl Input {
             }
             ids.push(table.add(vhost));
         }
-        for (i, port) in PORTS.iter().enumerate() {
-            if self.ports & (1 << i) != 0 {
-                table = table.port(*port);
-            }
-        }
+        let ports: Vec<u16> = (0..PORTS.len())
+            .filter(|i| self.ports & (1 << i) != 0)
+            .map(|i| PORTS[i])
+            .collect();
+        // A table needs a port: the scheme's default stands in for an empty set.
+        match ports.is_empty() {
+            true => table.port(scheme.default_port()),
+            false => table.ports(ports),
+        };
         let id = |i: usize| ids[i];
         let unknown = match self.unknown {
             Unknown::Misdirected => UnknownHost::Misdirected,
@@ -171,7 +175,7 @@ impl Input {
                 .map_or(UnknownHost::Misdirected, |i| UnknownHost::Default(id(i))),
         };
         if let Some(i) = self.pick(self.default_vhost) {
-            table = table.default_vhost(id(i));
+            table.default_vhost(id(i));
         }
         let level = level.unwrap_or(LEVELS[usize::from(self.level) % 3]);
         table

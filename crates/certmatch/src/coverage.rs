@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::error::Error;
 use crate::identities::{Identities, LegacyCn, parse_certificate};
 use crate::pattern::{DnsPattern, Pattern};
-use crate::psl;
+use crate::wildcard;
 
 /// How a report names a certificate: its subject and the SHA-256 fingerprint of its DER.
 ///
@@ -422,7 +422,7 @@ impl<'a> ServedIndex<'a> {
                     }
                     Pattern::Dns(dns) => {
                         index.exact.entry(dns.as_str()).or_default().push(i);
-                        if let Some((_, parent)) = dns.as_str().split_once('.') {
+                        if let Some(parent) = wildcard::parent_str(dns.as_str()) {
                             index.children.entry(parent).or_default().push((dns, i));
                         }
                     }
@@ -436,9 +436,8 @@ impl<'a> ServedIndex<'a> {
     /// Virtual hosts serving the exact name `name`, directly or by a wildcard.
     fn serving_name(&self, name: &str) -> Vec<usize> {
         let mut out: Vec<usize> = self.exact.get(name).cloned().unwrap_or_default();
-        if let Some(vhosts) = name
-            .split_once('.')
-            .and_then(|(_, parent)| self.wildcards.get(parent))
+        if let Some(vhosts) =
+            wildcard::parent_str(name).and_then(|parent| self.wildcards.get(parent))
         {
             out.extend(vhosts.iter().copied());
         }
@@ -464,7 +463,7 @@ impl<'a> CoveredIndex<'a> {
             for dns in cert.identities.dns_names() {
                 if !dns.is_wildcard() {
                     index.exact.insert(dns.as_str());
-                } else if !psl::is_public_suffix(dns.base().as_bytes()) {
+                } else if wildcard::usable(dns.base().as_bytes()) {
                     index.wildcards.insert(dns.base());
                 }
             }
@@ -480,10 +479,8 @@ impl<'a> CoveredIndex<'a> {
             Pattern::Dns(dns) if dns.is_wildcard() => self.wildcards.contains(dns.base()),
             Pattern::Dns(dns) => {
                 self.exact.contains(dns.as_str())
-                    || dns
-                        .as_str()
-                        .split_once('.')
-                        .is_some_and(|(_, parent)| self.wildcards.contains(parent))
+                    || wildcard::parent_str(dns.as_str())
+                        .is_some_and(|parent| self.wildcards.contains(parent))
             }
             Pattern::Ip(ip) => self.ips.contains(ip),
         }

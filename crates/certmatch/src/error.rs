@@ -174,6 +174,10 @@ pub enum ErrorKind {
     /// A wildcard followed by fewer than two labels (`*.com`, `*.local`): it would cover a
     /// whole top-level domain.
     WildcardTooShallow,
+    /// A name written in configuration with non-ASCII characters cannot be converted to
+    /// A-labels by UTS 46 (RFC 5890, UTS 46 §4 with STD3 rules); see
+    /// `DnsPattern::from_config` (feature `idna`).
+    Idna,
     /// The certificate is not valid DER for an X.509 certificate.
     InvalidCertificate,
     /// Two entries of an index carry the same pattern; see [`Error::duplicate_entries`].
@@ -201,6 +205,7 @@ impl ErrorKind {
             Self::WildcardNotLeftmost => "`*` is only allowed in the left-most label",
             Self::BareWildcard => "a lone `*` covers nothing",
             Self::WildcardTooShallow => "a wildcard needs at least two labels after `*.`",
+            Self::Idna => "the name cannot be converted to A-labels (UTS 46)",
             Self::InvalidCertificate => "the certificate is not valid X.509 DER",
             Self::DuplicatePattern => "duplicate name pattern",
             Self::IndexTooLarge => "the index is too large",

@@ -46,6 +46,8 @@
 //!
 //! # Features
 //! - `psl` (default): the public-suffix rule for wildcards, from the `psl` crate.
+//! - `idna`: `DnsPattern::from_config`, for names written in configuration with Unicode
+//!   labels (UTS 46, through `misdirect-authority`'s `idna` feature).
 //! - `rustls`: `SniResolver`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -61,6 +63,7 @@ mod psl;
 #[cfg(feature = "rustls")]
 mod resolver;
 mod table;
+mod wildcard;
 
 pub use coverage::{CertId, Certificate, Coverage, Finding, VirtualHost};
 pub use error::{Duplicate, Error, ErrorKind};

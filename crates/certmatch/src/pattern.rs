@@ -6,7 +6,7 @@ use misdirect_authority::{Host, HostName, MAX_LABEL_LEN, MAX_NAME_LEN};
 
 use crate::chars::{CLASS, DIGIT, DOT, HYPHEN, LOWER, NON_ASCII, STAR, UPPER};
 use crate::error::{Error, ErrorKind as Kind};
-use crate::psl;
+use crate::wildcard;
 
 /// A presented DNS identifier (DNS-ID) as a certificate or a virtual host carries it:
 /// `www.example.com`, or a wildcard `*.example.com`.
@@ -82,6 +82,66 @@ impl DnsPattern {
         }
     }
 
+    /// Parses a name or alias written in configuration, where Unicode is welcome (feature
+    /// `idna`): like [`parse_config`](DnsPattern::parse_config) (case folded, one trailing
+    /// dot dropped, a wildcard keeps its `*.`), and a name with non-ASCII characters is first
+    /// converted to A-labels by UTS 46 through
+    /// [`HostName::from_config`](misdirect_authority::HostName::from_config) (strict: STD3
+    /// rules, DNS lengths, no transitional mapping). Never use it on certificate or request
+    /// data, which must already be A-labels.
+    ///
+    /// Errors: [`ErrorKind::Idna`](crate::ErrorKind::Idna) when the conversion fails, else
+    /// the kind [`parse`](DnsPattern::parse) gives. For a converted name the error says so
+    /// (quoting the A-label form where it has it) and [`Error::offset`] is `None`, since
+    /// an offset would point into a spelling the configuration does not contain.
+    ///
+    /// ```
+    /// use misdirect_certmatch::{DnsPattern, ErrorKind};
+    ///
+    /// assert_eq!(DnsPattern::from_config("*.Bücher.example.")?.as_str(), "*.xn--bcher-kva.example");
+    /// assert_eq!(DnsPattern::from_config("WWW.example.com.")?.as_str(), "www.example.com");
+    /// assert_eq!(DnsPattern::from_config("bü cher.example").unwrap_err().kind(), ErrorKind::Idna);
+    /// assert_eq!(DnsPattern::from_config("*.bücher").unwrap_err().kind(), ErrorKind::WildcardTooShallow);
+    /// # Ok::<(), misdirect_certmatch::Error>(())
+    /// ```
+    #[cfg(feature = "idna")]
+    pub fn from_config(input: &str) -> Result<Self, Error> {
+        if input.is_ascii() {
+            return Self::parse_config(input);
+        }
+        let (prefix, rest) = match input.strip_prefix("*.") {
+            Some(rest) => ("*.", rest),
+            None => ("", input),
+        };
+        // One trailing dot, as for ASCII names (the conversion alone would drop them all).
+        let rest = rest.strip_suffix('.').unwrap_or(rest);
+        if rest.ends_with('.') {
+            return Err(Error::at(Kind::TrailingDot, input.len() - 1));
+        }
+        let name = HostName::from_config(rest).map_err(|err| {
+            use misdirect_authority::AuthorityErrorKind as Authority;
+            // The conversion succeeded but its result is not a host name: say which rule.
+            let kind = match err.kind() {
+                Authority::NonCanonicalIpv4 | Authority::IpLiteral => Kind::NumericLastLabel,
+                Authority::Empty => Kind::Empty,
+                Authority::EmptyLabel => Kind::EmptyLabel,
+                Authority::LabelTooLong => Kind::LabelTooLong,
+                Authority::NameTooLong => Kind::NameTooLong,
+                Authority::InvalidCharacter => Kind::InvalidCharacter,
+                _ => return Error::new(Kind::Idna),
+            };
+            Error::with_message(kind, "after conversion to A-labels (UTS 46)")
+        })?;
+        let ascii = format!("{prefix}{name}");
+        Self::parse(ascii.as_bytes()).map_err(|err| {
+            let at = err
+                .offset()
+                .map(|o| format!(" at byte {o}"))
+                .unwrap_or_default();
+            Error::with_message(err.kind(), format_args!("`{ascii}` (A-label form){at}"))
+        })
+    }
+
     /// The exact (non-wildcard) pattern for a host name, if the name is a valid DNS-ID
     /// (host names may carry `_`, certificate names may not).
     ///
@@ -121,7 +181,7 @@ impl DnsPattern {
     /// Whether this is a wildcard whose parent is a public suffix (`*.co.uk`,
     /// `*.s3.amazonaws.com`), which never matches. Always false without the `psl` feature.
     pub fn is_public_suffix_wildcard(&self) -> bool {
-        self.is_wildcard() && psl::is_public_suffix(self.base().as_bytes())
+        self.is_wildcard() && !wildcard::usable(self.base().as_bytes())
     }
 
     /// Whether this pattern covers `name` (RFC 9525 §6.3): an exact pattern equals the
@@ -129,10 +189,52 @@ impl DnsPattern {
     /// and never when its base is a public suffix (feature `psl`).
     pub fn matches(&self, name: &HostName) -> bool {
         if self.is_wildcard() {
-            name.parent() == Some(self.base()) && !self.is_public_suffix_wildcard()
+            wildcard::covers(self.base().as_bytes(), name.as_bytes())
         } else {
             name.as_str() == &*self.text
         }
+    }
+
+    /// The label [`example_host`](DnsPattern::example_host) puts in place of a wildcard's
+    /// `*`: `misdirect-probe`, a name no one registers by accident, so an example host is
+    /// not mistaken for (and does not collide with) a host someone serves.
+    pub const EXAMPLE_LABEL: &'static str = "misdirect-probe";
+
+    /// A concrete host name this pattern is meant to cover: an exact pattern's own name, or
+    /// for a wildcard `*.base` the name `misdirect-probe.base` ([`EXAMPLE_LABEL`]). Use it to
+    /// ask "does this certificate, virtual host or server answer for the pattern?" with an
+    /// ordinary host lookup.
+    ///
+    /// When `base` is so long that the name would pass 253 bytes, the label is cut to fit
+    /// (never ending in `-`; at worst `m`), so every pattern has an example host. A wildcard
+    /// whose base is a public suffix (feature `psl`) matches nothing, not even its example.
+    ///
+    /// [`EXAMPLE_LABEL`]: DnsPattern::EXAMPLE_LABEL
+    ///
+    /// ```
+    /// use misdirect_certmatch::DnsPattern;
+    ///
+    /// let wild = DnsPattern::parse(b"*.Example.com")?;
+    /// assert_eq!(wild.example_host().as_str(), "misdirect-probe.example.com");
+    /// assert!(wild.matches(&wild.example_host()));
+    /// let exact = DnsPattern::parse(b"www.example.com")?;
+    /// assert_eq!(exact.example_host().as_str(), "www.example.com");
+    /// # Ok::<(), misdirect_certmatch::Error>(())
+    /// ```
+    pub fn example_host(&self) -> HostName {
+        let Some(base) = self.text.strip_prefix("*.") else {
+            // Invariant: a valid DNS-ID is a valid host name (LDH labels are a subset of
+            // host-name labels, same length limits, same last-label rule).
+            return HostName::parse(self.text.as_bytes()).expect("a DNS-ID is a host name");
+        };
+        // `*.base` fits in MAX_NAME_LEN, so at least one byte is left for the label.
+        let room = MAX_NAME_LEN.saturating_sub(base.len() + 1).max(1);
+        let label = &Self::EXAMPLE_LABEL[..room.min(Self::EXAMPLE_LABEL.len())];
+        let label = label.trim_end_matches('-');
+        // Invariant: `label` is a non-empty LDH label without a trailing `-`, and `base`
+        // is the valid DNS-ID after `*.`, so the name is valid and at most 253 bytes.
+        HostName::parse(format!("{label}.{base}").as_bytes())
+            .expect("an example host under a valid wildcard is a host name")
     }
 }
 

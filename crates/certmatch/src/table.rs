@@ -14,7 +14,7 @@ use foldhash::fast::RandomState;
 use misdirect_authority::Host;
 
 use crate::error::{Error, ErrorKind};
-use crate::psl;
+use crate::wildcard;
 
 /// What a key's bytes mean.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,10 +153,10 @@ impl TableBuilder {
         self.arena.extend_from_slice(bytes);
         self.arena[start..].make_ascii_lowercase();
         let flags = if wildcard {
-            let blocked = if psl::is_public_suffix(&self.arena[start..]) {
-                BLOCKED
-            } else {
+            let blocked = if wildcard::usable(&self.arena[start..]) {
                 0
+            } else {
+                BLOCKED
             };
             KeyKind::Wildcard.code() | blocked
         } else {
@@ -353,7 +353,7 @@ impl Table {
                 if let Some(slot) = self.find(KeyKind::Exact, name.as_bytes()) {
                     return Some((slot.entry, KeyKind::Exact));
                 }
-                self.wildcard_for(parent_bytes(name.as_bytes())?)
+                self.wildcard_for(wildcard::parent(name.as_bytes())?)
                     .map(|entry| (entry, KeyKind::Wildcard))
             }
             None => {
@@ -370,7 +370,7 @@ impl Table {
                 exact: self
                     .find(KeyKind::Exact, name.as_bytes())
                     .map(|slot| slot.entry),
-                wildcard: parent_bytes(name.as_bytes())
+                wildcard: wildcard::parent(name.as_bytes())
                     .and_then(|parent| self.wildcard_for(parent)),
             },
             None => Hits {
@@ -404,14 +404,6 @@ impl Table {
             .iter()
             .map(|&pos| self.key_ref(&self.slots[pos as usize]))
     }
-}
-
-/// The name without its left-most label (what `HostName::parent` gives), taken from the
-/// bytes so that the hot path does not re-check UTF-8.
-#[inline]
-fn parent_bytes(name: &[u8]) -> Option<&[u8]> {
-    let dot = name.iter().position(|&b| b == b'.')?;
-    Some(&name[dot + 1..])
 }
 
 fn tag_of(hash: u64) -> u16 {

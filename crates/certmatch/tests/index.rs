@@ -7,7 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use misdirect_authority::Host;
 use misdirect_certmatch::{
-    DnsPattern, ErrorKind, HostIndex, HostIndexBuilder, Identities, MatchKind, Pattern,
+    CertId, Certificate, Coverage, DnsPattern, ErrorKind, Finding, HostIndex, HostIndexBuilder,
+    Identities, MatchKind, Pattern, VirtualHost,
 };
 use proptest::prelude::*;
 
@@ -29,6 +30,50 @@ fn reference(entries: &[Pattern], host: &Host) -> Vec<usize> {
         .iter()
         .position(|p| p.as_dns().is_some_and(DnsPattern::is_wildcard) && p.covers(host));
     exact.into_iter().chain(wildcard).collect()
+}
+
+/// What `Coverage` says about `host` served by one virtual host while one certificate
+/// carries `entries`: `Some(true)` if no certificate-less finding names it. `None` for a
+/// host name that is not a DNS-ID (and so cannot be served as a pattern).
+fn coverage_covers(entries: &[Pattern], host: &Host) -> Option<bool> {
+    let served = match host.as_name() {
+        Some(name) => Pattern::Dns(DnsPattern::exact(name).ok()?),
+        None => Pattern::Ip(host.ip()?),
+    };
+    let cert = Certificate::new(
+        CertId::new("CN=entries", [0; 32]),
+        Identities::from_patterns(entries.iter().cloned()),
+    );
+    let report = Coverage::analyse(&[cert], &[VirtualHost::new("probe", [served])]);
+    Some(
+        !report
+            .findings()
+            .iter()
+            .any(|f| matches!(f, Finding::ServedNotCovered { .. })),
+    )
+}
+
+/// What `Coverage` says about a certificate carrying only `name` while one virtual host
+/// serves `entries`: `None` if the name is left unserved, else the served names under a
+/// wildcard (empty for an exact name or a wildcard served whole).
+fn coverage_serves(entries: &[Pattern], name: &DnsPattern) -> Option<Vec<Pattern>> {
+    let cert = Certificate::new(
+        CertId::new("CN=one", [1; 32]),
+        Identities::from_patterns([Pattern::Dns(name.clone())]),
+    );
+    let vhost = VirtualHost::new("entries", entries.iter().cloned());
+    let report = Coverage::analyse(&[cert], &[vhost]);
+    let mut served = Some(Vec::new());
+    for finding in report.findings() {
+        match finding {
+            Finding::CoveredNotServed { .. } => served = None,
+            Finding::WildcardPartlyServed { served: names, .. } => {
+                served = Some(names.clone());
+            }
+            _ => {}
+        }
+    }
+    served
 }
 
 #[test]
@@ -241,6 +286,62 @@ proptest! {
             prop_assert_eq!(&all, &expected, "lookup_all {}", host);
             prop_assert_eq!(index.lookup(host).copied(), expected.first().copied(), "lookup {}", host);
             prop_assert_eq!(ids.covers(host), !expected.is_empty(), "covers {}", host);
+        }
+    }
+
+    /// One wildcard rule everywhere: `Pattern::covers` (the reference), `HostIndex`,
+    /// `Identities` and both sides of `Coverage` agree on every name, and every pattern's
+    /// example host is covered by it (unless it is a public-suffix wildcard).
+    #[test]
+    fn matching_index_and_coverage_agree(
+        patterns in proptest::collection::btree_set(pattern_strategy(), 0..24),
+        hosts in proptest::collection::vec(host_strategy(), 1..24),
+    ) {
+        let entries: Vec<Pattern> = patterns.into_iter().collect();
+        let index = HostIndex::build(entries.iter().cloned().zip(0usize..)).unwrap();
+        for host in &hosts {
+            let covered = !reference(&entries, host).is_empty();
+            prop_assert_eq!(index.lookup(host).is_some(), covered, "index {}", host);
+            if let Some(by_coverage) = coverage_covers(&entries, host) {
+                prop_assert_eq!(by_coverage, covered, "coverage, certificate side: {}", host);
+            }
+            let Some(name) = host.as_name().and_then(|n| DnsPattern::exact(n).ok()) else {
+                continue;
+            };
+            prop_assert_eq!(
+                coverage_serves(&entries, &name).is_some(),
+                covered,
+                "coverage, served side: {}", host
+            );
+        }
+        for pattern in entries.iter().filter_map(Pattern::as_dns) {
+            let example = Host::Name(pattern.example_host());
+            let usable = !pattern.is_public_suffix_wildcard();
+            prop_assert_eq!(Pattern::Dns(pattern.clone()).covers(&example), usable, "{}", pattern);
+            let alone = HostIndex::build([(Pattern::Dns(pattern.clone()), ())]).unwrap();
+            prop_assert_eq!(alone.lookup(&example).is_some(), usable, "{}", pattern);
+            if !pattern.is_wildcard() || !usable {
+                continue;
+            }
+            // A wildcard the virtual host does not serve whole is partly served by the
+            // exact names it covers, in order, or not served at all.
+            let under: Vec<Pattern> = entries
+                .iter()
+                .filter(|p| {
+                    p.as_dns().is_some_and(|d| {
+                        !d.is_wildcard() && pattern.matches(&d.example_host())
+                    })
+                })
+                .cloned()
+                .collect();
+            let expected = if entries.contains(&Pattern::Dns(pattern.clone())) {
+                Some(Vec::new())
+            } else if under.is_empty() {
+                None
+            } else {
+                Some(under)
+            };
+            prop_assert_eq!(coverage_serves(&entries, pattern), expected, "{}", pattern);
         }
     }
 

@@ -665,6 +665,106 @@ fn parse_config_drops_one_trailing_dot() {
     );
 }
 
+/// `example_host`: an exact pattern's own name, or `misdirect-probe.` on a wildcard's base
+/// (one label, RFC 9525 §6.3), cut to fit 253 bytes (RFC 1035 §2.3.4).
+#[test]
+fn example_host_table() {
+    const CASES: &[(&str, &str)] = &[
+        ("www.example.com", "www.example.com"),
+        ("WWW.Example.COM", "www.example.com"),
+        ("*.example.com", "misdirect-probe.example.com"),
+        ("*.Example.COM", "misdirect-probe.example.com"),
+        (
+            "*.xn--bcher-kva.example",
+            "misdirect-probe.xn--bcher-kva.example",
+        ),
+        ("*.a.b.example", "misdirect-probe.a.b.example"),
+    ];
+    for &(pattern, expected) in CASES {
+        let pattern = DnsPattern::parse(pattern.as_bytes()).unwrap();
+        let example = pattern.example_host();
+        assert_eq!(example.as_str(), expected, "{pattern}");
+        assert!(pattern.matches(&example), "{pattern} covers {example}");
+        let index = HostIndex::build([(Pattern::Dns(pattern.clone()), ())]).unwrap();
+        assert!(index.lookup(&Host::Name(example)).is_some(), "{pattern}");
+    }
+    assert!(DnsPattern::EXAMPLE_LABEL.len() <= 63);
+}
+
+#[test]
+fn example_host_of_a_long_wildcard_fits_253_bytes() {
+    let label = "a".repeat(63);
+    // Bases of 251 bytes (the longest a wildcard can have) down to 230.
+    for extra in 0..=21 {
+        let base = format!("{label}.{label}.{label}.{}", "b".repeat(59 - extra));
+        let pattern = DnsPattern::parse(format!("*.{base}").as_bytes()).unwrap();
+        let example = pattern.example_host();
+        assert!(example.len() <= 253, "{example}");
+        let first = example.labels().next().unwrap();
+        assert!(
+            DnsPattern::EXAMPLE_LABEL.starts_with(first) && !first.ends_with('-'),
+            "{first}"
+        );
+        assert!(pattern.matches(&example), "{pattern}");
+    }
+    let longest = format!("*.{label}.{label}.{label}.{}", "b".repeat(59));
+    let example = DnsPattern::parse(longest.as_bytes())
+        .unwrap()
+        .example_host();
+    assert_eq!(example.labels().next(), Some("m"));
+}
+
+/// `from_config`: Unicode labels become A-labels (UTS 46, RFC 5891), a wildcard keeps its
+/// `*.`, one trailing dot is dropped (RFC 1034 §3.1), and the result obeys every
+/// `DnsPattern::parse` rule.
+#[cfg(feature = "idna")]
+#[test]
+fn from_config_table() {
+    const CASES: &[(&str, Result<&str, ErrorKind>)] = &[
+        ("www.example.com", Ok("www.example.com")),
+        ("WWW.Example.com.", Ok("www.example.com")),
+        ("*.Example.com.", Ok("*.example.com")),
+        ("Bücher.example", Ok("xn--bcher-kva.example")),
+        ("BÜCHER.example.", Ok("xn--bcher-kva.example")),
+        ("*.bücher.example", Ok("*.xn--bcher-kva.example")),
+        ("*.bücher.example.", Ok("*.xn--bcher-kva.example")),
+        ("www.例え.テスト", Ok("www.xn--r8jz45g.xn--zckzah")),
+        ("www.example.com..", Err(ErrorKind::TrailingDot)),
+        ("bücher.example..", Err(ErrorKind::TrailingDot)),
+        ("", Err(ErrorKind::Empty)),
+        ("*.com", Err(ErrorKind::WildcardTooShallow)),
+        ("*.bücher", Err(ErrorKind::WildcardTooShallow)),
+        ("f*.bücher.example", Err(ErrorKind::Idna)),
+        ("a.*.bücher.example", Err(ErrorKind::Idna)),
+        ("bü cher.example", Err(ErrorKind::Idna)),
+        ("bücher_x.example", Err(ErrorKind::Idna)),
+        ("bücher.123", Err(ErrorKind::NumericLastLabel)),
+        ("１９２.０.２.１", Err(ErrorKind::NumericLastLabel)),
+        ("foo_bar.example", Err(ErrorKind::InvalidCharacter)),
+    ];
+    for &(input, expected) in CASES {
+        let got = DnsPattern::from_config(input);
+        assert_eq!(
+            got.as_ref().map(DnsPattern::as_str).map_err(|e| e.kind()),
+            expected,
+            "{input:?}"
+        );
+    }
+    let err = DnsPattern::from_config("bücher.123").unwrap_err();
+    assert_eq!(err.offset(), None);
+    assert_eq!(
+        err.to_string(),
+        "the last label is numeric: an IP address is not a DNS name: \
+         after conversion to A-labels (UTS 46)"
+    );
+    let err = DnsPattern::from_config("*.bücher").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "a wildcard needs at least two labels after `*.`: \
+         `*.xn--bcher-kva` (A-label form) at byte 0"
+    );
+}
+
 /// The public-suffix rule (feature `psl`), as Chromium applies it.
 #[cfg(feature = "psl")]
 #[test]

@@ -243,7 +243,7 @@ impl fmt::Display for AuditFinding {
 /// let cert = Arc::new(Identities::from_patterns(["a.test".parse()?, "b.test".parse()?]));
 /// let mut table = VirtualHosts::builder(Scheme::Https);
 /// table.add(VirtualHost::new("a", cert).pattern("a.test".parse()?));
-/// let vhosts = table.build()?;
+/// let vhosts = table.port(443).build()?;
 ///
 /// let audit = Audit::run(&vhosts, &[Some(CertId::new("CN=a.test", [7; 32]))], Some(443));
 /// let kinds: Vec<_> = audit.findings().iter().map(|f| f.kind()).collect();

@@ -214,7 +214,7 @@ impl Decision {
 /// b.add(VirtualHost::new("admin", shared)
 ///     .pattern("admin.test".parse()?)
 ///     .client_auth(ClientAuth::Required(TrustAnchorsId::new(1))));
-/// let vhosts = b.build()?;
+/// let vhosts = b.port(443).build()?;
 ///
 /// // A connection made for a.test, as a browser coalesces it:
 /// let conn = ConnectionContext::new().sni(HostName::from_sni(b"a.test")?).presented(a);
@@ -343,7 +343,7 @@ fn tls_failure(
 /// let cert = Arc::new(Identities::from_patterns(["a.test".parse()?]));
 /// let mut b = VirtualHosts::builder(Scheme::Https);
 /// let a = b.add(VirtualHost::new("a", cert).pattern("a.test".parse()?));
-/// let vhosts = b.build()?;
+/// let vhosts = b.port(443).build()?;
 /// let conn = ConnectionContext::new().presented(a);
 ///
 /// let req = http::Request::get("/").header("host", "a.test").header("host", "a.test").body(())?;

@@ -14,7 +14,7 @@ use tower_service::Service;
 
 use crate::decide::{ConnectionContext, Decision, decide};
 use crate::reason::Reason;
-use crate::vhost::{VhostId, VirtualHosts};
+use crate::vhost::{Explanation, VhostId, VirtualHosts};
 
 /// A tower layer that decides every request with [`decide`] before the inner service sees
 /// it.
@@ -28,8 +28,10 @@ use crate::vhost::{VhostId, VirtualHosts};
 /// - Served requests reach the inner service with a [`ServedBy`] extension naming the
 ///   virtual host (and the `warn_only` warning, if any).
 /// - Refused requests get a 421, 400 or 404 rendered by `misdirect_response::render`
-///   (content-negotiated; HTTP/1.1 responses to a 421 carry `Connection: close`), and a
-///   `tracing` event at `WARN` with the reason code, SNI, authority and both virtual hosts.
+///   (content-negotiated; HTTP/1.1 responses to a 421 carry `Connection: close`) from the
+///   request's [`Explanation`] — a `port-not-served` body names the port the request named
+///   and the ports the table serves — and a `tracing` event at `WARN` with the reason code,
+///   SNI, authority and both virtual hosts.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -40,7 +42,7 @@ use crate::vhost::{VhostId, VirtualHosts};
 /// let cert = Arc::new(Identities::from_patterns(["a.test".parse()?]));
 /// let mut table = VirtualHosts::builder(Scheme::Https);
 /// table.add(VirtualHost::new("a", cert).pattern("a.test".parse()?));
-/// let layer = MisdirectLayer::new(Arc::new(table.build()?));
+/// let layer = MisdirectLayer::new(Arc::new(table.port(443).build()?));
 /// # let _ = layer;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -150,8 +152,12 @@ where
                     .for_request(request.method(), request.version());
                 let response = match refused.reason() {
                     Some(reason) => {
+                        let explanation = match &target {
+                            Ok(target) => Explanation::new(&self.vhosts, reason, target),
+                            Err(_) => Explanation::from(reason),
+                        };
                         // Invariant: every refusal but NotFound has a reason with a status.
-                        render(reason.status(), &reason, request.headers(), &options)
+                        render(reason.status(), &explanation, request.headers(), &options)
                     }
                     None => render(
                         http::StatusCode::NOT_FOUND,

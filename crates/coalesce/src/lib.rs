@@ -18,7 +18,13 @@
 //!   [`Decision::BadRequest`] or [`Decision::NotFound`], with a [`Reason`] whose stable
 //!   `code()` goes into logs and metrics. [`Reason`] implements
 //!   [`misdirect_response::RenderReason`], so `misdirect_response::render` turns it into
-//!   the response.
+//!   the response; so does [`Explanation`], which adds the request's own facts (for
+//!   `port-not-served`: the port it named and the ports the listener serves).
+//!
+//! Builders follow one rule: values you configure and then hand over ([`VirtualHost`],
+//! [`ConnectionContext`], [`ReusePolicy`], [`PooledConnection`], `MisdirectLayer`) take
+//! and return `self`, while [`VirtualHostsBuilder`], which hands out a [`VhostId`] for each
+//! virtual host added between its settings, takes and returns `&mut Self`.
 //!
 //! The client-certificate rule — a virtual host that requires client certificates is only
 //! reached over a connection whose certificate *its own* trust anchors verified — holds at
@@ -41,7 +47,7 @@
 //! let mut table = VirtualHosts::builder(Scheme::Https);
 //! let www = table.add(VirtualHost::new("www", cert.clone()).pattern("www.example.com".parse()?));
 //! let api = table.add(VirtualHost::new("api", cert).pattern("api.example.com".parse()?));
-//! let vhosts = table.build()?;
+//! let vhosts = table.port(443).build()?;
 //!
 //! let conn = ConnectionContext::new().sni(HostName::from_sni(b"www.example.com")?).presented(www);
 //! let target = RequestTarget::from_h2(Some(b"api.example.com"), std::iter::empty())?;
@@ -75,8 +81,8 @@ pub use decide::{ClientCert, ConnectionContext, Decision, decide, decide_request
 pub use layer::{MisdirectLayer, MisdirectService, ResponseFuture, ServedBy};
 pub use reason::Reason;
 pub use vhost::{
-    Alpn, ClientAuth, ConfigError, Policy, TlsVersion, TrustAnchorsId, UnknownHost, VhostId,
-    VirtualHost, VirtualHosts, VirtualHostsBuilder,
+    Alpn, ClientAuth, ConfigError, Explanation, Policy, TlsVersion, TrustAnchorsId, UnknownHost,
+    VhostId, VirtualHost, VirtualHosts, VirtualHostsBuilder,
 };
 
 /// The README's example, compiled and run as a doctest.

@@ -1,9 +1,12 @@
 use core::fmt;
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use misdirect_authority::{Host, Scheme};
+use misdirect_authority::{Host, RequestTarget, Scheme};
 use misdirect_certmatch::{HostIndex, HostIndexBuilder, Identities, Pattern};
+use misdirect_response::RenderReason;
+
+use crate::reason::Reason;
 
 /// Identifies a virtual host in a [`VirtualHosts`] table (its position).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -271,7 +274,7 @@ impl VirtualHost {
 /// let mut b = VirtualHosts::builder(Scheme::Https);
 /// let a = b.add(VirtualHost::new("a", shared.clone()).pattern("a.example.com".parse()?));
 /// b.add(VirtualHost::new("b", shared).pattern("b.example.com".parse()?));
-/// let vhosts = b.port(8443).policy(Policy::Secure).default_vhost(a).build()?;
+/// let vhosts = b.port(443).policy(Policy::Secure).default_vhost(a).build()?;
 /// assert_eq!(vhosts.lookup(&"A.example.com".parse()?), Some(a));
 /// assert_eq!(vhosts.lookup(&"c.example.com".parse()?), None);
 /// assert_eq!(vhosts.len(), 2);
@@ -290,7 +293,9 @@ pub struct VirtualHosts {
 }
 
 impl VirtualHosts {
-    /// Starts a table for a listener serving `scheme`.
+    /// Starts a table for a listener serving `scheme`. Give it the ports clients name with
+    /// [`port`](VirtualHostsBuilder::port) or [`ports`](VirtualHostsBuilder::ports): there
+    /// is no default port.
     pub fn builder(scheme: Scheme) -> VirtualHostsBuilder {
         VirtualHostsBuilder {
             hosts: Vec::new(),
@@ -343,7 +348,7 @@ impl VirtualHosts {
         self.scheme
     }
 
-    /// The ports clients may name in authorities.
+    /// The ports clients may name in authorities, in the order given; never empty.
     pub fn ports(&self) -> &[u16] {
         &self.ports
     }
@@ -383,7 +388,27 @@ fn id_at(index: usize) -> VhostId {
 }
 
 /// Builds a [`VirtualHosts`] table; see [`VirtualHosts::builder`].
-#[derive(Debug)]
+///
+/// Its methods take and return `&mut Self`, so settings chain on the builder you keep
+/// adding virtual hosts to: [`add`](Self::add) returns the new virtual host's id instead,
+/// and [`build`](Self::build) leaves the builder as it was, ready to build another
+/// listener's table from the same virtual hosts.
+///
+/// ```
+/// use misdirect_authority::Scheme;
+/// use misdirect_certmatch::Identities;
+/// use misdirect_coalesce::{Policy, VirtualHost, VirtualHosts};
+///
+/// let mut b = VirtualHosts::builder(Scheme::Https);
+/// let a = b.add(VirtualHost::new("a", Identities::from_patterns(["a.test".parse()?])).pattern("a.test".parse()?));
+/// b.policy(Policy::Strict).default_vhost(a);
+/// let public = b.port(443).build()?;
+/// let internal = b.ports([8443, 9443]).build()?;
+/// assert_eq!(public.ports(), [443]);
+/// assert_eq!(internal.ports(), [443, 8443, 9443]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
 pub struct VirtualHostsBuilder {
     hosts: Vec<VirtualHost>,
     scheme: Scheme,
@@ -395,20 +420,73 @@ pub struct VirtualHostsBuilder {
 }
 
 impl VirtualHostsBuilder {
-    /// Adds a virtual host and returns its id.
+    /// Adds a virtual host and returns its id: its position in the table, from 0.
+    ///
+    /// ```
+    /// use misdirect_authority::Scheme;
+    /// use misdirect_certmatch::Identities;
+    /// use misdirect_coalesce::{VirtualHost, VirtualHosts};
+    ///
+    /// let mut b = VirtualHosts::builder(Scheme::Https);
+    /// let a = b.add(VirtualHost::new("a", Identities::from_patterns(["a.test".parse()?])));
+    /// assert_eq!(a.index(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add(&mut self, vhost: VirtualHost) -> VhostId {
         self.hosts.push(vhost);
         id_at(self.hosts.len() - 1)
     }
 
-    /// Adds a port clients may name (default: the scheme's default port).
-    pub fn port(mut self, port: u16) -> Self {
-        self.ports.push(port);
+    /// Adds a port clients may name in authorities: the port they connect to, which is the
+    /// listener's own unless a port mapping or load balancer sits in front of it. There is
+    /// no default: [`build`](Self::build) fails with [`ConfigError::NoPorts`] until at
+    /// least one port is given. A request that names no port names the scheme's default
+    /// (443 or 80), so serve it by adding that port.
+    ///
+    /// ```
+    /// use misdirect_authority::Scheme;
+    /// use misdirect_coalesce::VirtualHosts;
+    ///
+    /// let vhosts = VirtualHosts::builder(Scheme::Http).port(19614).build()?;
+    /// assert_eq!(vhosts.ports(), [19614]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn port(&mut self, port: u16) -> &mut Self {
+        if !self.ports.contains(&port) {
+            self.ports.push(port);
+        }
+        self
+    }
+
+    /// Adds each of these ports, as [`port`](Self::port) does: for a listener whose clients
+    /// name several.
+    ///
+    /// ```
+    /// use misdirect_authority::Scheme;
+    /// use misdirect_coalesce::VirtualHosts;
+    ///
+    /// let vhosts = VirtualHosts::builder(Scheme::Https).ports([443, 8443, 443]).build()?;
+    /// assert_eq!(vhosts.ports(), [443, 8443]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ports(&mut self, ports: impl IntoIterator<Item = u16>) -> &mut Self {
+        for port in ports {
+            self.port(port);
+        }
         self
     }
 
     /// Sets the listener's policy level (default [`Policy::Secure`]).
-    pub fn policy(mut self, policy: Policy) -> Self {
+    ///
+    /// ```
+    /// use misdirect_authority::Scheme;
+    /// use misdirect_coalesce::{Policy, VirtualHosts};
+    ///
+    /// let vhosts = VirtualHosts::builder(Scheme::Https).port(443).policy(Policy::Strict).build()?;
+    /// assert_eq!(vhosts.policy(), Policy::Strict);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn policy(&mut self, policy: Policy) -> &mut Self {
         self.policy = policy;
         self
     }
@@ -429,7 +507,7 @@ impl VirtualHostsBuilder {
     /// let a = b.add(VirtualHost::new("a", cert.clone()).pattern("a.test".parse()?));
     /// let bb = b.add(VirtualHost::new("b", cert).pattern("b.test".parse()?));
     /// b.add(VirtualHost::new("c", Identities::from_patterns(["c.test".parse()?])).pattern("c.test".parse()?));
-    /// let vhosts = b.policy(Policy::Strict).warn_only(true).build()?;
+    /// let vhosts = b.port(443).policy(Policy::Strict).warn_only(true).build()?;
     ///
     /// let conn = ConnectionContext::new().sni(HostName::from_sni(b"a.test")?).presented(a);
     /// let to = |host: &str| RequestTarget::from_h2(Some(host.as_bytes()), std::iter::empty()).unwrap();
@@ -445,28 +523,67 @@ impl VirtualHostsBuilder {
     /// );
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn warn_only(mut self, warn_only: bool) -> Self {
+    pub fn warn_only(&mut self, warn_only: bool) -> &mut Self {
         self.warn_only = warn_only;
         self
     }
 
     /// Sets what unknown hosts get (default 421).
-    pub fn unknown_host(mut self, unknown_host: UnknownHost) -> Self {
+    ///
+    /// ```
+    /// use misdirect_authority::Scheme;
+    /// use misdirect_coalesce::{UnknownHost, VirtualHosts};
+    ///
+    /// let vhosts = VirtualHosts::builder(Scheme::Https)
+    ///     .port(443)
+    ///     .unknown_host(UnknownHost::NotFound)
+    ///     .build()?;
+    /// assert_eq!(vhosts.unknown_host(), UnknownHost::NotFound);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn unknown_host(&mut self, unknown_host: UnknownHost) -> &mut Self {
         self.unknown_host = unknown_host;
         self
     }
 
     /// Sets the virtual host that clients without SNI reach.
-    pub fn default_vhost(mut self, vhost: VhostId) -> Self {
+    ///
+    /// ```
+    /// use misdirect_authority::Scheme;
+    /// use misdirect_certmatch::Identities;
+    /// use misdirect_coalesce::{VirtualHost, VirtualHosts};
+    ///
+    /// let mut b = VirtualHosts::builder(Scheme::Https);
+    /// let a = b.add(VirtualHost::new("a", Identities::from_patterns(["a.test".parse()?])));
+    /// let vhosts = b.port(443).default_vhost(a).build()?;
+    /// assert_eq!(vhosts.default_vhost(), Some(a));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn default_vhost(&mut self, vhost: VhostId) -> &mut Self {
         self.default_vhost = Some(vhost);
         self
     }
 
-    /// Builds the table; fails when two virtual hosts serve the same pattern or an id
-    /// names no virtual host.
-    pub fn build(mut self) -> Result<VirtualHosts, ConfigError> {
+    /// Builds the table from the virtual hosts and settings given so far, leaving the
+    /// builder as it is. Fails when no port was given ([`ConfigError::NoPorts`]), when two
+    /// virtual hosts serve the same pattern ([`ConfigError::DuplicateName`], with both
+    /// positions), when an id names no virtual host, or when the host index refuses a
+    /// pattern.
+    ///
+    /// ```
+    /// use misdirect_authority::Scheme;
+    /// use misdirect_coalesce::{ConfigError, VirtualHosts};
+    ///
+    /// let mut b = VirtualHosts::builder(Scheme::Https);
+    /// assert_eq!(b.build().unwrap_err(), ConfigError::NoPorts);
+    /// assert!(b.port(443).build().is_ok());
+    /// ```
+    pub fn build(&self) -> Result<VirtualHosts, ConfigError> {
         if u32::try_from(self.hosts.len()).is_err() {
             return Err(ConfigError::TooMany);
+        }
+        if self.ports.is_empty() {
+            return Err(ConfigError::NoPorts);
         }
         let known = |id: VhostId| id.index() < self.hosts.len();
         if let Some(id) = self.default_vhost.filter(|id| !known(*id)) {
@@ -477,33 +594,36 @@ impl VirtualHostsBuilder {
         {
             return Err(ConfigError::UnknownVhost(id));
         }
-        let mut owners: HashMap<&Pattern, usize> = HashMap::new();
         let mut index = HostIndexBuilder::new();
+        // `owner[e]` is the position of the virtual host that pushed index entry `e`.
+        let mut owner = Vec::new();
         for (i, host) in self.hosts.iter().enumerate() {
             for pattern in &host.patterns {
-                if let Some(&first) = owners.get(pattern) {
-                    return Err(ConfigError::DuplicateName {
-                        pattern: pattern.to_string(),
-                        first: self.hosts[first].name.clone(),
-                        second: host.name.clone(),
-                    });
-                }
-                owners.insert(pattern, i);
-                index
-                    .push(pattern, id_at(i))
-                    .map_err(|e| ConfigError::Index(e.to_string()))?;
+                index.push(pattern, id_at(i)).map_err(ConfigError::Index)?;
+                owner.push(i);
             }
         }
-        if self.ports.is_empty() {
-            self.ports.push(self.scheme.default_port());
-        }
+        // The one duplicate check: the index's, after the index's own case folding.
+        let index = index.build().map_err(|err| {
+            match err
+                .duplicate_entries()
+                .and_then(|dup| Some((dup, *owner.get(dup.first())?, *owner.get(dup.second())?)))
+            {
+                Some((dup, first, second)) => ConfigError::DuplicateName {
+                    pattern: dup.pattern().to_owned(),
+                    first: self.hosts[first].name.clone(),
+                    first_position: first,
+                    second: self.hosts[second].name.clone(),
+                    second_position: second,
+                },
+                None => ConfigError::Index(err),
+            }
+        })?;
         Ok(VirtualHosts {
-            index: index
-                .build()
-                .map_err(|e| ConfigError::Index(e.to_string()))?,
-            hosts: self.hosts,
+            index,
+            hosts: self.hosts.clone(),
             scheme: self.scheme,
-            ports: self.ports,
+            ports: self.ports.clone(),
             policy: self.policy,
             warn_only: self.warn_only,
             unknown_host: self.unknown_host,
@@ -513,51 +633,224 @@ impl VirtualHostsBuilder {
 }
 
 /// Why a [`VirtualHosts`] table could not be built.
+///
+/// ```
+/// use std::error::Error as _;
+/// use misdirect_authority::Scheme;
+/// use misdirect_certmatch::Identities;
+/// use misdirect_coalesce::{ConfigError, VirtualHost, VirtualHosts};
+///
+/// let cert = std::sync::Arc::new(Identities::from_patterns(["a.test".parse()?]));
+/// let mut b = VirtualHosts::builder(Scheme::Https);
+/// b.add(VirtualHost::new("first", cert.clone()).pattern("a.test".parse()?));
+/// b.add(VirtualHost::new("second", cert).pattern("a.test".parse()?));
+/// let err = b.port(443).build().unwrap_err();
+/// assert!(matches!(
+///     err,
+///     ConfigError::DuplicateName { first_position: 0, second_position: 1, .. }
+/// ));
+/// assert!(err.source().is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
-    /// Two virtual hosts (or one, twice) serve the same name pattern.
+    /// No port was given: a table must say which ports clients name in authorities.
+    NoPorts,
+    /// Two virtual hosts (or one, twice) serve the same name pattern. Positions count the
+    /// virtual hosts in the order they were added, from 0 (a [`VhostId`]'s
+    /// [`index`](VhostId::index)); a server that adds them in configuration-file order can
+    /// point at both entries.
     DuplicateName {
-        /// The pattern, as written.
+        /// The pattern, as the host index folds it (lowercase).
         pattern: String,
-        /// The virtual host that had it first.
+        /// The name of the virtual host that had it first.
         first: String,
-        /// The virtual host that repeated it.
+        /// The position of the virtual host that had it first.
+        first_position: usize,
+        /// The name of the virtual host that repeated it.
         second: String,
+        /// The position of the virtual host that repeated it (equal to `first_position`
+        /// when one virtual host lists the pattern twice).
+        second_position: usize,
     },
     /// An id given as default virtual host names no virtual host.
     UnknownVhost(VhostId),
     /// More than 2^32 virtual hosts.
     TooMany,
-    /// The host index refused a pattern for another reason.
-    Index(String),
+    /// The host index refused a pattern for another reason; the index's error is the
+    /// [`source`](std::error::Error::source).
+    Index(misdirect_certmatch::Error),
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::NoPorts => f.write_str(
+                "no public ports: give the ports clients name in authorities, e.g. .port(443), \
+                 or the listener's port",
+            ),
             Self::DuplicateName {
                 pattern,
                 first,
-                second,
-            } if first == second => {
-                write!(f, "virtual host {first:?} lists {pattern} twice")
+                first_position,
+                second_position,
+                ..
+            } if first_position == second_position => {
+                write!(
+                    f,
+                    "virtual host {first:?} (position {first_position}) lists {pattern} twice"
+                )
             }
             Self::DuplicateName {
                 pattern,
                 first,
+                first_position,
                 second,
+                second_position,
             } => {
                 write!(
                     f,
-                    "{pattern} is served by two virtual hosts: {first:?} and {second:?}"
+                    "{pattern} is served by two virtual hosts: {first:?} (position \
+                     {first_position}) and {second:?} (position {second_position})"
                 )
             }
             Self::UnknownVhost(id) => write!(f, "virtual host {id} does not exist"),
             Self::TooMany => f.write_str("too many virtual hosts"),
-            Self::Index(e) => write!(f, "cannot index virtual host names: {e}"),
+            Self::Index(_) => f.write_str("cannot index virtual host names"),
         }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Index(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+/// What a refusal's body says: its [`Reason`] and, when the reason turns on facts of this
+/// request, a detail naming them. [`Reason::PortNotServed`] gets the port the request named
+/// and the ports the listener serves; the other reasons get none. No refusal names a
+/// virtual host.
+///
+/// It implements [`RenderReason`]: the code is the reason's, the description is the
+/// reason's followed by the detail, so `misdirect_response::render` puts both into the
+/// body's detail text (when the render options name the reason at all).
+///
+/// ```
+/// use misdirect_authority::{RequestTarget, Scheme};
+/// use misdirect_certmatch::Identities;
+/// use misdirect_coalesce::{decide, ConnectionContext, Decision, Reason, Explanation, VirtualHost, VirtualHosts};
+/// use misdirect_response::RenderReason;
+///
+/// let mut b = VirtualHosts::builder(Scheme::Https);
+/// b.add(VirtualHost::new("a", Identities::from_patterns(["a.test".parse()?])).pattern("a.test".parse()?));
+/// let vhosts = b.port(8443).build()?;
+///
+/// let target = RequestTarget::from_h2(Some(b"a.test"), std::iter::empty())?;
+/// let decision = decide(&vhosts, &ConnectionContext::new(), &target);
+/// assert_eq!(decision, Decision::Misdirected(Reason::PortNotServed));
+///
+/// let explanation = Explanation::new(&vhosts, Reason::PortNotServed, &target);
+/// assert_eq!(
+///     explanation.detail(),
+///     Some("the request named no port, which means 443 for https; this listener serves port 8443"),
+/// );
+/// assert_eq!(explanation.code(), "port-not-served");
+/// assert!(explanation.description().starts_with("this server does not serve the requested port: "));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    reason: Reason,
+    /// The reason's description, followed by the detail when there is one.
+    description: Cow<'static, str>,
+    /// Where the detail starts in `description`.
+    detail_at: Option<usize>,
+}
+
+impl Explanation {
+    /// The explanation of refusing `target` for `reason` on a listener with these virtual
+    /// hosts.
+    pub fn new(vhosts: &VirtualHosts, reason: Reason, target: &RequestTarget) -> Self {
+        let detail = match reason {
+            Reason::PortNotServed => Some(port_detail(vhosts, target)),
+            _ => None,
+        };
+        match detail {
+            None => Self::from(reason),
+            Some(detail) => {
+                let description = format!("{}: {detail}", reason.description());
+                Self {
+                    reason,
+                    detail_at: Some(description.len() - detail.len()),
+                    description: Cow::Owned(description),
+                }
+            }
+        }
+    }
+
+    /// The reason.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// The facts of this request that explain the reason, if the reason has any.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail_at.map(|at| &self.description[at..])
+    }
+}
+
+/// `the request named port 443; this listener serves ports 8443 and 9443`.
+fn port_detail(vhosts: &VirtualHosts, target: &RequestTarget) -> String {
+    let scheme = vhosts.scheme();
+    let mut detail = match target.port() {
+        Some(port) => format!("the request named port {port}"),
+        None => format!(
+            "the request named no port, which means {} for {scheme}",
+            scheme.default_port()
+        ),
+    };
+    let ports = vhosts.ports();
+    detail.push_str(match ports.len() {
+        1 => "; this listener serves port ",
+        _ => "; this listener serves ports ",
+    });
+    for (i, port) in ports.iter().enumerate() {
+        if i > 0 {
+            detail.push_str(if i + 1 == ports.len() { " and " } else { ", " });
+        }
+        detail.push_str(&port.to_string());
+    }
+    detail
+}
+
+/// An explanation without detail: the reason's description alone.
+impl From<Reason> for Explanation {
+    fn from(reason: Reason) -> Self {
+        Self {
+            reason,
+            description: Cow::Borrowed(reason.description()),
+            detail_at: None,
+        }
+    }
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+impl RenderReason for Explanation {
+    fn code(&self) -> &str {
+        self.reason.code()
+    }
+
+    fn description(&self) -> &str {
+        &self.description
+    }
+}

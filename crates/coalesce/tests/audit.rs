@@ -32,7 +32,7 @@ fn table(policy: Policy, vhosts: Vec<VirtualHost>) -> VirtualHosts {
     for v in vhosts {
         b.add(v);
     }
-    b.policy(policy).build().expect("valid")
+    b.port(443).policy(policy).build().expect("valid")
 }
 
 #[test]
@@ -132,6 +132,7 @@ fn no_bypass_at_any_level() {
                     .client_auth(ClientAuth::Required(TrustAnchorsId::new(2))),
             );
             let vhosts = b
+                .port(443)
                 .policy(policy)
                 .warn_only(warn_only)
                 .build()

@@ -2,14 +2,17 @@
 //! coverage, client certificate, TLS version, ALPN, port and scheme, with the rule each row
 //! checks (`docs/design.md`, "Server decision"). `docs/policy.md` documents the same table.
 
+use std::error::Error as _;
 use std::sync::Arc;
 
 use misdirect_authority::{HostName, RequestTarget, Scheme, TargetErrorKind};
 use misdirect_certmatch::Identities;
 use misdirect_coalesce::{
-    Alpn, ClientAuth, ClientCert, ConnectionContext, Decision, Policy, Reason, TlsVersion,
-    TrustAnchorsId, UnknownHost, VirtualHost, VirtualHosts, decide, decide_request,
+    Alpn, ClientAuth, ClientCert, ConfigError, ConnectionContext, Decision, Explanation, Policy,
+    Reason, TlsVersion, TrustAnchorsId, UnknownHost, VirtualHost, VirtualHosts, decide,
+    decide_request,
 };
+use misdirect_response::RenderReason;
 
 const T1: TrustAnchorsId = TrustAnchorsId::new(1);
 const T2: TrustAnchorsId = TrustAnchorsId::new(2);
@@ -93,7 +96,8 @@ fn table(l: Listener) -> VirtualHosts {
     let vh = |name: &str, cert: &Arc<Identities>, pattern: &str| {
         VirtualHost::new(name, cert.clone()).pattern(pattern.parse().expect("valid"))
     };
-    let mut b = VirtualHosts::builder(Scheme::Https).port(443);
+    let mut b = VirtualHosts::builder(Scheme::Https);
+    b.port(443);
     let a = b.add(vh("a", &s, "a.test"));
     b.add(vh("b", &s, "b.test"));
     b.add(vh("c", &c, "c.test"));
@@ -113,9 +117,9 @@ fn table(l: Listener) -> VirtualHosts {
             .min_tls(TlsVersion::Tls13)
             .policy(Policy::CertOnly),
     );
-    let mut b = b.policy(l.policy).warn_only(l.warn_only).default_vhost(a);
+    b.policy(l.policy).warn_only(l.warn_only).default_vhost(a);
     if let Some(port) = l.extra_port {
-        b = b.port(port);
+        b.port(port);
     }
     b.unknown_host(match l.unknown {
         Unknown::Misdirected => UnknownHost::Misdirected,
@@ -482,18 +486,163 @@ fn reason_codes() {
     );
 }
 
-/// Duplicate names across virtual hosts are a configuration error naming both.
+/// Duplicate names across virtual hosts are a configuration error naming both, with their
+/// positions in the table.
 #[test]
 fn duplicate_names_are_refused() {
     let cert = Arc::new(Identities::from_patterns(["a.test".parse().unwrap()]));
     let mut b = VirtualHosts::builder(Scheme::Https);
+    b.port(443);
     b.add(VirtualHost::new("first", cert.clone()).pattern("a.test".parse().unwrap()));
-    b.add(VirtualHost::new("second", cert).pattern("A.test".parse().unwrap()));
+    b.add(VirtualHost::new("other", cert.clone()).pattern("b.test".parse().unwrap()));
+    b.add(VirtualHost::new("second", cert.clone()).pattern("A.test".parse().unwrap()));
     let err = b.build().unwrap_err();
     assert_eq!(
-        err.to_string(),
-        "a.test is served by two virtual hosts: \"first\" and \"second\""
+        err,
+        ConfigError::DuplicateName {
+            pattern: "a.test".into(),
+            first: "first".into(),
+            first_position: 0,
+            second: "second".into(),
+            second_position: 2,
+        }
     );
+    assert_eq!(
+        err.to_string(),
+        "a.test is served by two virtual hosts: \"first\" (position 0) and \"second\" \
+         (position 2)"
+    );
+    assert!(err.source().is_none());
+
+    // One virtual host listing a name twice: both positions are its own.
+    let mut b = VirtualHosts::builder(Scheme::Https);
+    b.port(443);
+    b.add(VirtualHost::new("a", cert.clone()).pattern("a.test".parse().unwrap()));
+    b.add(
+        VirtualHost::new("twice", cert)
+            .pattern("*.b.test".parse().unwrap())
+            .pattern("*.B.test".parse().unwrap()),
+    );
+    let err = b.build().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::DuplicateName {
+                first_position: 1,
+                second_position: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "virtual host \"twice\" (position 1) lists *.b.test twice"
+    );
+}
+
+/// A table must be told its ports: none means no default, but a configuration error.
+#[test]
+fn build_without_ports_fails() {
+    let cert = Arc::new(Identities::from_patterns(["a.test".parse().unwrap()]));
+    let mut b = VirtualHosts::builder(Scheme::Https);
+    let a = b.add(VirtualHost::new("a", cert).pattern("a.test".parse().unwrap()));
+    let err = b.build().unwrap_err();
+    assert_eq!(err, ConfigError::NoPorts);
+    assert_eq!(
+        err.to_string(),
+        "no public ports: give the ports clients name in authorities, e.g. .port(443), or the \
+         listener's port"
+    );
+    // An empty iterator gives no port either.
+    assert_eq!(b.ports([]).build().unwrap_err(), ConfigError::NoPorts);
+
+    // A listener on a non-default port serves requests naming it, and only those.
+    let vhosts = b.port(19614).build().unwrap();
+    let to = |authority: &str| {
+        RequestTarget::from_h2(Some(authority.as_bytes()), std::iter::empty()).unwrap()
+    };
+    let conn = ConnectionContext::new().presented(a);
+    assert!(matches!(
+        decide(&vhosts, &conn, &to("a.test:19614")),
+        Decision::Serve { .. }
+    ));
+    assert_eq!(
+        decide(&vhosts, &conn, &to("a.test")),
+        Decision::Misdirected(R::PortNotServed)
+    );
+}
+
+/// The host index's own errors keep their type and are the configuration error's source.
+#[test]
+fn index_errors_are_the_source() {
+    let index_error = misdirect_certmatch::DnsPattern::parse(b"f*.test").unwrap_err();
+    let err = ConfigError::Index(index_error.clone());
+    let source = err.source().expect("the index error");
+    assert_eq!(
+        source.downcast_ref::<misdirect_certmatch::Error>(),
+        Some(&index_error)
+    );
+    assert_eq!(err.to_string(), "cannot index virtual host names");
+}
+
+/// A `port-not-served` refusal explains itself: the port the request named and the ports
+/// the listener serves, and nothing about other virtual hosts.
+#[test]
+fn port_not_served_is_explained() {
+    let cert = Arc::new(Identities::from_patterns([
+        "a.test".parse().unwrap(),
+        "b.test".parse().unwrap(),
+    ]));
+    let mut b = VirtualHosts::builder(Scheme::Https);
+    b.add(VirtualHost::new("a", cert.clone()).pattern("a.test".parse().unwrap()));
+    b.add(VirtualHost::new("b", cert).pattern("b.test".parse().unwrap()));
+    let to = |authority: &str| {
+        RequestTarget::from_h2(Some(authority.as_bytes()), std::iter::empty()).unwrap()
+    };
+    let conn = ConnectionContext::new();
+    for (ports, authority, detail) in [
+        (
+            &[8443][..],
+            "a.test:443",
+            "the request named port 443; this listener serves port 8443",
+        ),
+        (
+            &[8443, 9443][..],
+            "a.test",
+            "the request named no port, which means 443 for https; this listener serves \
+             ports 8443 and 9443",
+        ),
+        (
+            &[8443, 9443, 10443][..],
+            "a.test:7443",
+            "the request named port 7443; this listener serves ports 8443, 9443 and 10443",
+        ),
+    ] {
+        let vhosts = b.clone().ports(ports.iter().copied()).build().unwrap();
+        let target = to(authority);
+        assert_eq!(
+            decide(&vhosts, &conn, &target),
+            Decision::Misdirected(R::PortNotServed),
+            "{authority}"
+        );
+        let explanation = Explanation::new(&vhosts, R::PortNotServed, &target);
+        assert_eq!(explanation.reason(), R::PortNotServed);
+        assert_eq!(explanation.detail(), Some(detail));
+        assert_eq!(RenderReason::code(&explanation), "port-not-served");
+        let description = RenderReason::description(&explanation);
+        assert_eq!(
+            description,
+            format!("{}: {detail}", R::PortNotServed.description())
+        );
+        assert!(!description.contains("b.test"), "{description}");
+    }
+
+    // Other reasons keep their description alone.
+    let vhosts = b.clone().port(443).build().unwrap();
+    let explanation = Explanation::new(&vhosts, R::UnknownHost, &to("c.test"));
+    assert_eq!(explanation.detail(), None);
+    assert_eq!(explanation.to_string(), R::UnknownHost.description());
 }
 
 /// A server that records only the SNI gets the SNI's virtual host's certificate assumed (and

@@ -127,7 +127,8 @@ fn client_cert(n: u8) -> ClientCert {
 
 /// Builds the table, or `None` when two virtual hosts serve the same pattern.
 fn build(case: &Case, policy: Policy, warn_only: bool, overrides: bool) -> Option<VirtualHosts> {
-    let mut b = VirtualHosts::builder(Scheme::Https).port(443);
+    let mut b = VirtualHosts::builder(Scheme::Https);
+    b.port(443);
     for (i, spec) in case.vhosts.iter().enumerate() {
         let cert = Identities::from_patterns(spec.cert.iter().map(|&p| pattern(p)));
         let mut v = VirtualHost::new(format!("v{i}"), Arc::new(cert))
@@ -148,7 +149,7 @@ fn build(case: &Case, policy: Policy, warn_only: bool, overrides: bool) -> Optio
         }
         let id = b.add(v);
         if i == 0 {
-            b = b.default_vhost(id);
+            b.default_vhost(id);
         }
     }
     b.policy(policy).warn_only(warn_only).build().ok()

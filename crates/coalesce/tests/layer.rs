@@ -54,7 +54,7 @@ fn site(warn_only: bool) -> Site {
             .pattern("admin.example.test".parse().unwrap())
             .client_auth(ClientAuth::Required(STAFF)),
     );
-    let vhosts = Arc::new(table.warn_only(warn_only).build().unwrap());
+    let vhosts = Arc::new(table.port(443).warn_only(warn_only).build().unwrap());
     Site { vhosts, www, api }
 }
 
@@ -430,4 +430,65 @@ impl Subscriber for PerThread {
     fn enter(&self, _: &Id) {}
 
     fn exit(&self, _: &Id) {}
+}
+
+#[test]
+fn port_not_served_body_names_the_requested_and_the_served_ports() {
+    // Rule (a): the table serves port 443 only; a request naming 8443 gets a 421 whose
+    // detail says both, and never another virtual host.
+    let site = site(false);
+    let inner = Inner::default();
+    let request = h1(
+        "api.example.test:8443",
+        Some(www_connection(&site, TlsVersion::Tls13)),
+    )
+    .header(header::ACCEPT, "application/problem+json")
+    .body(())
+    .unwrap();
+    let response = call(&site, &inner, request);
+    assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST);
+    let text = body(&response);
+    assert!(text.contains("\"code\":\"port-not-served\""), "{text}");
+    assert!(
+        text.contains(
+            "\"detail\":\"this server does not serve the requested port: the request named \
+             port 8443; this listener serves port 443\""
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("www") && !text.contains("admin"), "{text}");
+
+    // Plain text says the same as a sentence.
+    let request = h2(
+        "api.example.test:8443",
+        www_connection(&site, TlsVersion::Tls13),
+    )
+    .body(())
+    .unwrap();
+    let response = call(&site, &inner, request);
+    assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert!(
+        body(&response).contains(
+            "This server does not serve the requested port: the request named port 8443; \
+             this listener serves port 443.\n"
+        ),
+        "{}",
+        body(&response)
+    );
+    assert_eq!(inner.calls(), 0);
+}
+
+#[test]
+fn other_refusals_carry_no_port_detail() {
+    let site = site(false);
+    let inner = Inner::default();
+    let request = h1(
+        "admin.example.test",
+        Some(www_connection(&site, TlsVersion::Tls13)),
+    )
+    .body(())
+    .unwrap();
+    let response = call(&site, &inner, request);
+    assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert!(!body(&response).contains("port"), "{}", body(&response));
 }

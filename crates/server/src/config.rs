@@ -183,6 +183,7 @@ impl Config {
                 ErrorKind::Io,
                 format!("cannot read the configuration: {err}"),
             )
+            .with_source(err)
             .in_file(path)
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -193,7 +194,9 @@ impl Config {
     /// against `base`.
     pub fn from_toml(text: &str, source: &Path, base: &Path) -> Result<Self, Error> {
         let raw: RawConfig = toml::from_str(text).map_err(|err| {
-            Error::new(ErrorKind::Syntax, err.to_string().trim_end().to_string()).in_file(source)
+            Error::new(ErrorKind::Syntax, err.to_string().trim_end().to_string())
+                .with_source(err)
+                .in_file(source)
         })?;
         raw.check(source, base).map_err(|err| err.in_file(source))
     }

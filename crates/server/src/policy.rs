@@ -55,7 +55,7 @@ impl Table {
             );
         }
         let default = ids[listener.default_vhost];
-        let mut builder = builder
+        builder
             .policy(policy(listener.policy))
             .warn_only(listener.warn_only)
             .default_vhost(default)
@@ -63,10 +63,8 @@ impl Table {
                 UnknownHostMode::Misdirected => UnknownHost::Misdirected,
                 UnknownHostMode::NotFound => UnknownHost::NotFound,
                 UnknownHostMode::Default => UnknownHost::Default(default),
-            });
-        for port in ports {
-            builder = builder.port(*port);
-        }
+            })
+            .ports(ports.iter().copied());
         let vhosts = builder.build().map_err(|err| {
             Error::new(
                 ErrorKind::Policy,

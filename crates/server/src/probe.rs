@@ -117,12 +117,23 @@ impl Verdict {
         }
     }
 
-    /// How bad it is: 0 fine, 1 a hazard (extra round trips), 2 a violation.
-    pub const fn severity(self) -> u8 {
+    /// How bad it is: [`Severity::Fine`], a [`Severity::Hazard`] (extra round trips), a
+    /// [`Severity::Violation`], or a [`Severity::Failure`] (the request failed).
+    ///
+    /// ```
+    /// use misdirect_server::probe::{Severity, Verdict};
+    ///
+    /// assert_eq!(Verdict::Served.severity(), Severity::Fine);
+    /// assert_eq!(Verdict::Misdirected.severity(), Severity::Hazard);
+    /// assert_eq!(Verdict::Bypass.severity(), Severity::Violation);
+    /// assert_eq!(Verdict::Failed.severity(), Severity::Failure);
+    /// ```
+    pub const fn severity(self) -> Severity {
         match self {
-            Self::Served | Self::ServedOwn | Self::RefusedUncovered => 0,
-            Self::Misdirected | Self::Failed => 1,
-            Self::MisdirectedOwn | Self::Bypass | Self::ServedUncovered => 2,
+            Self::Served | Self::ServedOwn | Self::RefusedUncovered => Severity::Fine,
+            Self::Misdirected => Severity::Hazard,
+            Self::MisdirectedOwn | Self::Bypass | Self::ServedUncovered => Severity::Violation,
+            Self::Failed => Severity::Failure,
         }
     }
 
@@ -153,14 +164,142 @@ impl fmt::Display for Verdict {
     }
 }
 
+/// How bad a [`Verdict`] is, in the order the exit status ranks them: a failed request
+/// ranks highest, as the probe's picture is then incomplete.
+///
+/// [`as_str`](Self::as_str) (and [`Display`](fmt::Display)) give the words `docs/probe.md`
+/// uses: `fine`, `hazard`, `violation`, `failure`.
+///
+/// ```
+/// use misdirect_server::probe::Severity;
+///
+/// assert!(Severity::Fine < Severity::Hazard);
+/// assert!(Severity::Violation < Severity::Failure);
+/// assert_eq!(Severity::Hazard.to_string(), "hazard");
+/// assert_eq!(Severity::Violation.exit_code(), 2);
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    /// Nothing to fix.
+    Fine,
+    /// Costs coalescing clients a retry on a new connection.
+    Hazard,
+    /// Breaks a rule of HTTP or bypasses a security check.
+    Violation,
+    /// The request failed, so the name could not be judged.
+    Failure,
+}
+
+impl Severity {
+    /// The word for it: `fine`, `hazard`, `violation` or `failure`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Fine => "fine",
+            Self::Hazard => "hazard",
+            Self::Violation => "violation",
+            Self::Failure => "failure",
+        }
+    }
+
+    /// The exit status of a probe whose worst verdict has this severity: 0, 1, 2 or 3.
+    pub const fn exit_code(self) -> u8 {
+        match self {
+            Self::Fine => 0,
+            Self::Hazard => 1,
+            Self::Violation => 2,
+            Self::Failure => 3,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a name the probe tried came from.
+///
+/// ```
+/// use misdirect_server::probe::NameSource;
+///
+/// assert_eq!(NameSource::OriginFrame.as_str(), "origin-frame");
+/// assert_eq!(NameSource::Option.to_string(), "option");
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NameSource {
+    /// The SNI the connection was made with (`sni`).
+    Sni,
+    /// A name or IP address the presented certificate covers; a wildcard is tried with
+    /// [`PROBE_LABEL`] (`certificate`).
+    Certificate,
+    /// Given with `--names` ([`ProbeOptions::names`]) (`option`).
+    Option,
+    /// An origin of the server's ORIGIN frame (`origin-frame`).
+    OriginFrame,
+}
+
+impl NameSource {
+    /// The code used in the JSON output: `sni`, `certificate`, `option` or `origin-frame`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Sni => "sni",
+            Self::Certificate => "certificate",
+            Self::Option => "option",
+            Self::OriginFrame => "origin-frame",
+        }
+    }
+}
+
+impl fmt::Display for NameSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The HTTP version spoken on the probed connection, as ALPN negotiated it.
+///
+/// ```
+/// use misdirect_server::probe::Protocol;
+///
+/// assert_eq!(Protocol::Http2.as_str(), "h2");
+/// assert_eq!(Protocol::Http1.to_string(), "http/1.1");
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// HTTP/2 (`h2`): browsers coalesce these connections.
+    Http2,
+    /// HTTP/1.1 (`http/1.1`), when the server did not offer HTTP/2.
+    Http1,
+}
+
+impl Protocol {
+    /// The ALPN protocol ID: `h2` or `http/1.1`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Http2 => "h2",
+            Self::Http1 => "http/1.1",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The probe's result for one name.
 #[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct NameResult {
     /// The name tried.
     pub name: String,
-    /// Where the name came from: `certificate`, `origin-frame`, `sni` or `option`.
-    pub source: &'static str,
+    /// Where the name came from.
+    pub source: NameSource,
     /// Whether the presented certificate covers it.
     pub covered: bool,
     /// The status of the request on the shared connection.
@@ -209,8 +348,8 @@ pub struct ProbeReport {
     pub address: SocketAddr,
     /// The SNI sent, if any.
     pub sni: Option<String>,
-    /// `h2` or `http/1.1`.
-    pub protocol: &'static str,
+    /// The HTTP version the connection speaks.
+    pub protocol: Protocol,
     /// True when the server did not offer HTTP/2.
     pub fell_back_to_http1: bool,
     /// The presented certificate.
@@ -222,13 +361,13 @@ pub struct ProbeReport {
 }
 
 impl ProbeReport {
-    /// 0 when everything is fine, 1 when there are hazards, 2 when there are violations.
-    pub fn worst(&self) -> u8 {
+    /// The severity of the worst verdict: [`Severity::Fine`] when no name was tried.
+    pub fn worst(&self) -> Severity {
         self.results
             .iter()
             .map(|r| r.verdict.severity())
             .max()
-            .unwrap_or(0)
+            .unwrap_or(Severity::Fine)
     }
 }
 
@@ -256,24 +395,25 @@ pub async fn probe(options: &ProbeOptions) -> Result<ProbeReport, Error> {
             ErrorKind::Tls,
             format!("cannot read the server's certificate: {e}"),
         )
+        .with_source(e)
     })?;
 
-    let mut names: Vec<(String, &'static str)> = Vec::new();
-    let mut add = |name: String, source: &'static str| {
+    let mut names: Vec<(String, NameSource)> = Vec::new();
+    let mut add = |name: String, source: NameSource| {
         if !names.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
             names.push((name, source));
         }
     };
     if let Some(sni) = &sni {
-        add(sni.clone(), "sni");
+        add(sni.clone(), NameSource::Sni);
     }
     for pattern in identities.patterns() {
         if let Some(name) = probe_name(&pattern) {
-            add(name, "certificate");
+            add(name, NameSource::Certificate);
         }
     }
     for name in &options.names {
-        add(name.clone(), "option");
+        add(name.clone(), NameSource::Option);
     }
 
     let mut session = Session::start(first, options.timeout).await?;
@@ -282,7 +422,7 @@ pub async fn probe(options: &ProbeOptions) -> Result<ProbeReport, Error> {
         for origin in origins {
             if let Some(host) = origin.strip_prefix("https://") {
                 let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-                add(host.to_owned(), "origin-frame");
+                add(host.to_owned(), NameSource::OriginFrame);
             }
         }
     }
@@ -344,7 +484,7 @@ pub async fn probe(options: &ProbeOptions) -> Result<ProbeReport, Error> {
         address,
         sni,
         protocol: session.protocol(),
-        fell_back_to_http1: session.protocol() != "h2",
+        fell_back_to_http1: session.protocol() == Protocol::Http1,
         certificate,
         origin_frame,
         results,
@@ -392,7 +532,8 @@ impl Target {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let authority = Authority::parse(authority.as_bytes()).map_err(|e| bad(&e.to_string()))?;
+        let authority = Authority::parse(authority.as_bytes())
+            .map_err(|e| bad(&e.to_string()).with_source(e))?;
         let path = if path.starts_with('/') {
             path.to_owned()
         } else {
@@ -417,10 +558,9 @@ async fn resolve(target: &Target, timeout: Duration) -> Result<SocketAddr, Error
             ErrorKind::Timeout,
             format!("resolving {host} took longer than {timeout:?}"),
         )),
-        Ok(Err(e)) => Err(Error::new(
-            ErrorKind::Connect,
-            format!("cannot resolve {host}: {e}"),
-        )),
+        Ok(Err(e)) => Err(
+            Error::new(ErrorKind::Connect, format!("cannot resolve {host}: {e}")).with_source(e),
+        ),
         Ok(Ok(mut addrs)) => addrs
             .next()
             .ok_or_else(|| Error::new(ErrorKind::Connect, format!("{host} has no address"))),
@@ -445,6 +585,7 @@ impl TlsSetup {
                 for cert in read_pem_certs(path)? {
                     roots.add(cert).map_err(|e| {
                         Error::new(ErrorKind::Certificate, format!("{}: {e}", path.display()))
+                            .with_source(e)
                     })?;
                 }
                 let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
@@ -454,6 +595,7 @@ impl TlsSetup {
                 .build()
                 .map_err(|e| {
                     Error::new(ErrorKind::Certificate, format!("{}: {e}", path.display()))
+                        .with_source(e)
                 })?;
                 Some(verifier as Arc<dyn ServerCertVerifier>)
             }
@@ -462,17 +604,20 @@ impl TlsSetup {
             None => None,
             Some((cert, key)) => {
                 let chain = read_pem_certs(cert)?;
-                let pem = std::fs::read(key)
-                    .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", key.display())))?;
+                let pem = std::fs::read(key).map_err(|e| {
+                    Error::new(ErrorKind::Io, format!("{}: {e}", key.display())).with_source(e)
+                })?;
                 let der: PrivateKeyDer<'static> =
                     rustls::pki_types::pem::PemObject::from_pem_slice(&pem).map_err(|e| {
                         Error::new(ErrorKind::Certificate, format!("{}: {e}", key.display()))
+                            .with_source(e)
                     })?;
                 let signing = rustls::crypto::ring::default_provider()
                     .key_provider
                     .load_private_key(der)
                     .map_err(|e| {
                         Error::new(ErrorKind::Certificate, format!("{}: {e}", key.display()))
+                            .with_source(e)
                     })?;
                 Some(Arc::new(rustls::sign::CertifiedKey::new(chain, signing)))
             }
@@ -514,8 +659,9 @@ impl TlsSetup {
 
 fn read_pem_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, Error> {
     use rustls::pki_types::pem::PemObject;
-    let pem = std::fs::read(path)
-        .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;
+    let pem = std::fs::read(path).map_err(|e| {
+        Error::new(ErrorKind::Io, format!("{}: {e}", path.display())).with_source(e)
+    })?;
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
     match certs {
         Ok(certs) if !certs.is_empty() => Ok(certs),
@@ -523,10 +669,9 @@ fn read_pem_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, Error>
             ErrorKind::Certificate,
             format!("{}: no certificate in the file", path.display()),
         )),
-        Err(e) => Err(Error::new(
-            ErrorKind::Certificate,
-            format!("{}: {e}", path.display()),
-        )),
+        Err(e) => Err(
+            Error::new(ErrorKind::Certificate, format!("{}: {e}", path.display())).with_source(e),
+        ),
     }
 }
 
@@ -631,6 +776,7 @@ async fn connect(
                 ErrorKind::Invalid,
                 format!("{name:?} is not a valid SNI: {e}"),
             )
+            .with_source(e)
         })?,
         None => {
             config.enable_sni = false;
@@ -645,12 +791,14 @@ async fn connect(
                 ErrorKind::Connect,
                 format!("cannot connect to {address}: {e}"),
             )
+            .with_source(e)
         })?;
         connector.connect(server_name, tcp).await.map_err(|e| {
             Error::new(
                 ErrorKind::Tls,
                 format!("TLS handshake with {address} failed: {e}"),
             )
+            .with_source(e)
         })
     };
     let stream = tokio::time::timeout(timeout, work).await.map_err(|_| {
@@ -727,6 +875,7 @@ impl Session {
                 .map_err(|_| Error::new(ErrorKind::Timeout, "HTTP/2 handshake timed out"))?
                 .map_err(|e| {
                     Error::new(ErrorKind::Protocol, format!("HTTP/2 handshake failed: {e}"))
+                        .with_source(e)
                 })?;
             tokio::spawn(async move {
                 let _ = connection.await;
@@ -739,6 +888,7 @@ impl Session {
                         ErrorKind::Protocol,
                         format!("HTTP/2 connection failed: {e}"),
                     )
+                    .with_source(e)
                 })?;
             // Give the server's first frames (SETTINGS, an ORIGIN frame) a moment to arrive.
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -754,10 +904,10 @@ impl Session {
         })
     }
 
-    fn protocol(&self) -> &'static str {
+    fn protocol(&self) -> Protocol {
         match self {
-            Self::H2 { .. } => "h2",
-            Self::H1 { .. } => "http/1.1",
+            Self::H2 { .. } => Protocol::Http2,
+            Self::H1 { .. } => Protocol::Http1,
         }
     }
 
@@ -800,6 +950,7 @@ impl Session {
                             ErrorKind::Invalid,
                             format!("bad request for {authority}: {e}"),
                         )
+                        .with_source(e)
                     })?;
                 let timeout = *timeout;
                 let work = async {
@@ -848,6 +999,7 @@ impl Session {
                             ErrorKind::Invalid,
                             format!("bad request for {authority}: {e}"),
                         )
+                        .with_source(e)
                     })?;
                 let work = async {
                     s.ready().await.map_err(closed)?;
@@ -872,8 +1024,11 @@ impl Session {
     }
 }
 
-fn closed(e: impl fmt::Display) -> Error {
-    Error::new(ErrorKind::Protocol, format!("the connection failed: {e}"))
+fn closed<E>(e: E) -> Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    Error::new(ErrorKind::Protocol, format!("the connection failed: {e}")).with_source(e)
 }
 
 async fn h1_handshake(
@@ -890,6 +1045,7 @@ async fn h1_handshake(
                     ErrorKind::Protocol,
                     format!("HTTP/1.1 handshake failed: {e}"),
                 )
+                .with_source(e)
             })?;
     tokio::spawn(async move {
         let _ = connection.await;
@@ -1038,11 +1194,7 @@ impl ProbeReport {
     /// without certificate cover, a 421 for the connection's own name), 1 for hazards
     /// (421 on a coalesced connection), else 0.
     pub fn exit_code(&self) -> u8 {
-        let failed = self.results.iter().any(|r| r.verdict == Verdict::Failed);
-        match failed {
-            true => 3,
-            false => self.worst(),
-        }
+        self.worst().exit_code()
     }
 
     /// A readable report.
@@ -1078,7 +1230,7 @@ impl ProbeReport {
             Some(origins) => {
                 let _ = writeln!(out, "ORIGIN frame: {}", origins.join(", "));
             }
-            None if self.protocol == "h2" => {
+            None if self.protocol == Protocol::Http2 => {
                 let _ = writeln!(out, "ORIGIN frame: none");
             }
             None => {}
@@ -1114,18 +1266,19 @@ impl ProbeReport {
                 r.verdict.code()
             );
         }
-        let count = |v: u8| {
+        let count = |severities: &[Severity]| {
             self.results
                 .iter()
-                .filter(|r| r.verdict.severity() == v)
+                .filter(|r| severities.contains(&r.verdict.severity()))
                 .count()
         };
+        // A failed request is counted with the hazards.
         let _ = writeln!(
             out,
             "\nsummary: {} fine, {} hazard(s), {} violation(s)",
-            count(0),
-            count(1),
-            count(2)
+            count(&[Severity::Fine]),
+            count(&[Severity::Hazard, Severity::Failure]),
+            count(&[Severity::Violation])
         );
         out
     }
@@ -1136,7 +1289,7 @@ impl ProbeReport {
             "version": 1,
             "address": self.address.to_string(),
             "sni": self.sni,
-            "protocol": self.protocol,
+            "protocol": self.protocol.as_str(),
             "fell_back_to_http1": self.fell_back_to_http1,
             "certificate": {
                 "subject": self.certificate.subject,
@@ -1147,7 +1300,7 @@ impl ProbeReport {
             "origin_frame": self.origin_frame,
             "results": self.results.iter().map(|r| serde_json::json!({
                 "name": r.name,
-                "source": r.source,
+                "source": r.source.as_str(),
                 "covered": r.covered,
                 "status": r.status,
                 "reason": r.error,
@@ -1290,5 +1443,194 @@ mod tests {
             Some("no-sni")
         );
         assert_eq!(reason_code(b"<html>421</html>"), None);
+    }
+
+    fn result(
+        name: &str,
+        source: NameSource,
+        status: Option<u16>,
+        error: Option<&str>,
+        verdict: Verdict,
+    ) -> NameResult {
+        NameResult {
+            name: name.to_owned(),
+            source,
+            covered: !matches!(
+                verdict,
+                Verdict::ServedUncovered | Verdict::RefusedUncovered
+            ),
+            status,
+            error: error.map(str::to_owned),
+            fresh: None,
+            verdict,
+        }
+    }
+
+    /// A report with every verdict and every source, over HTTP/2 with an ORIGIN frame.
+    fn full_report() -> ProbeReport {
+        let bypass = |name: &str, status, failure: Option<&str>| NameResult {
+            fresh: Some(FreshCheck {
+                client_cert_requested: true,
+                status,
+                failure: failure.map(str::to_owned),
+            }),
+            ..result(
+                name,
+                NameSource::OriginFrame,
+                Some(200),
+                None,
+                Verdict::Bypass,
+            )
+        };
+        ProbeReport {
+            address: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            sni: Some("a.test".to_owned()),
+            protocol: Protocol::Http2,
+            fell_back_to_http1: false,
+            certificate: CertSummary {
+                subject: "CN=a.test".to_owned(),
+                sha256: "ab12".to_owned(),
+                names: vec!["a.test".to_owned(), "*.b.test".to_owned()],
+                verified: None,
+            },
+            origin_frame: Some(vec!["https://a.test".to_owned()]),
+            results: vec![
+                result(
+                    "a.test",
+                    NameSource::Sni,
+                    Some(200),
+                    None,
+                    Verdict::ServedOwn,
+                ),
+                result(
+                    "b.test",
+                    NameSource::Certificate,
+                    Some(200),
+                    None,
+                    Verdict::Served,
+                ),
+                result(
+                    "secure.test",
+                    NameSource::Certificate,
+                    Some(421),
+                    Some("client-cert-required"),
+                    Verdict::Misdirected,
+                ),
+                result(
+                    "own.test",
+                    NameSource::Certificate,
+                    Some(421),
+                    None,
+                    Verdict::MisdirectedOwn,
+                ),
+                bypass("bypass.test", Some(403), None),
+                bypass("bypass2.test", None, Some("the connection failed: x")),
+                result(
+                    "c.test",
+                    NameSource::Option,
+                    Some(200),
+                    None,
+                    Verdict::ServedUncovered,
+                ),
+                result(
+                    "d.test",
+                    NameSource::Option,
+                    Some(421),
+                    Some("unknown-host"),
+                    Verdict::RefusedUncovered,
+                ),
+                result(
+                    "e.test",
+                    NameSource::Option,
+                    None,
+                    Some("the connection failed: closed"),
+                    Verdict::Failed,
+                ),
+            ],
+        }
+    }
+
+    /// The text and JSON forms, to the byte: scripts parse both.
+    #[test]
+    fn report_output_is_stable() {
+        const EXPECTED_TEXT: &str = r#"connected to 127.0.0.1:8443 with SNI a.test, over h2
+certificate: CN=a.test (sha256 ab12), not verified (no --cacert)
+  covers: a.test, *.b.test
+ORIGIN frame: https://a.test
+
+name                                     status verdict            meaning
+a.test                                   200    served-own         the connection's own name, served
+b.test                                   200    served             served on the shared connection (coalescing works)
+secure.test                              421    misdirected        421 on the shared connection: coalescing browsers retry on a new connection [client-cert-required]
+own.test                                 421    misdirected-own    421 for the connection's own name: nobody can reach it
+bypass.test                              200    bypass             BYPASS: served on the shared connection, but a fresh connection for it demands a client certificate; fresh connection: client certificate requested, status 403
+bypass2.test                             200    bypass             BYPASS: served on the shared connection, but a fresh connection for it demands a client certificate; fresh connection: client certificate requested, the connection failed: x
+c.test                                   200    served-uncovered   served although the certificate does not cover it (RFC 9110 §7.4 violation)
+d.test                                   421    refused-uncovered  not covered by the certificate, and refused: correct [unknown-host]
+e.test                                   -      failed             the request failed [the connection failed: closed]
+
+summary: 3 fine, 2 hazard(s), 4 violation(s)
+"#;
+        const EXPECTED_JSON: &str = concat!(
+            r#"{"address":"127.0.0.1:8443","certificate":{"names":["a.test","*.b.test"],"sha256":"ab12","subject":"CN=a.test","verified":null},"exit_code":3,"fell_back_to_http1":false,"origin_frame":["https://a.test"],"protocol":"h2","results":["#,
+            r#"{"covered":true,"fresh":null,"name":"a.test","reason":null,"source":"sni","status":200,"verdict":"served-own"},"#,
+            r#"{"covered":true,"fresh":null,"name":"b.test","reason":null,"source":"certificate","status":200,"verdict":"served"},"#,
+            r#"{"covered":true,"fresh":null,"name":"secure.test","reason":"client-cert-required","source":"certificate","status":421,"verdict":"misdirected"},"#,
+            r#"{"covered":true,"fresh":null,"name":"own.test","reason":null,"source":"certificate","status":421,"verdict":"misdirected-own"},"#,
+            r#"{"covered":true,"fresh":{"client_cert_requested":true,"failure":null,"status":403},"name":"bypass.test","reason":null,"source":"origin-frame","status":200,"verdict":"bypass"},"#,
+            r#"{"covered":true,"fresh":{"client_cert_requested":true,"failure":"the connection failed: x","status":null},"name":"bypass2.test","reason":null,"source":"origin-frame","status":200,"verdict":"bypass"},"#,
+            r#"{"covered":false,"fresh":null,"name":"c.test","reason":null,"source":"option","status":200,"verdict":"served-uncovered"},"#,
+            r#"{"covered":false,"fresh":null,"name":"d.test","reason":"unknown-host","source":"option","status":421,"verdict":"refused-uncovered"},"#,
+            r#"{"covered":true,"fresh":null,"name":"e.test","reason":"the connection failed: closed","source":"option","status":null,"verdict":"failed"}"#,
+            r#"],"sni":"a.test","version":1}"#,
+        );
+
+        let report = full_report();
+        assert_eq!(report.to_text(), EXPECTED_TEXT);
+        assert_eq!(report.to_json().to_string(), EXPECTED_JSON);
+        assert_eq!(report.worst(), Severity::Failure);
+        assert_eq!(report.exit_code(), 3);
+
+        let mut empty = full_report();
+        empty.sni = None;
+        empty.protocol = Protocol::Http1;
+        empty.fell_back_to_http1 = true;
+        empty.origin_frame = None;
+        empty.results.clear();
+        assert_eq!(
+            empty.to_text(),
+            r#"connected to 127.0.0.1:8443 with no SNI, over http/1.1 (the server did not offer HTTP/2: HTTP/1.1 connections are not coalesced by browsers)
+certificate: CN=a.test (sha256 ab12), not verified (no --cacert)
+  covers: a.test, *.b.test
+
+name                                     status verdict            meaning
+
+summary: 0 fine, 0 hazard(s), 0 violation(s)
+"#
+        );
+        assert_eq!(empty.worst(), Severity::Fine);
+        assert_eq!(empty.exit_code(), 0);
+    }
+
+    /// The exit status is the worst verdict's: a failed request outranks a violation,
+    /// which outranks a hazard.
+    #[test]
+    fn exit_code_is_the_worst_severity() {
+        let mut report = full_report();
+        let cases = [
+            (Verdict::Failed, 3),
+            (Verdict::ServedUncovered, 2),
+            (Verdict::Bypass, 2),
+            (Verdict::MisdirectedOwn, 2),
+            (Verdict::Misdirected, 1),
+            (Verdict::Served, 0),
+        ];
+        // Drop the worst verdicts one kind at a time.
+        for (verdict, code) in cases {
+            assert_eq!(report.exit_code(), code, "worst left: {verdict}");
+            report.results.retain(|r| r.verdict != verdict);
+        }
+        assert_eq!(report.results.len(), 2, "{report:#?}");
+        assert_eq!(report.exit_code(), 0);
     }
 }

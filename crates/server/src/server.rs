@@ -90,6 +90,7 @@ impl Server {
                     ErrorKind::Bind,
                     format!("listener {}: cannot listen: {err}", listener.addr),
                 )
+                .with_source(err)
                 .in_file(&config.source)
             })?;
             let local = socket.local_addr().map_err(|err| {
@@ -97,6 +98,7 @@ impl Server {
                     ErrorKind::Bind,
                     format!("listener {}: {err}", listener.addr),
                 )
+                .with_source(err)
             })?;
             let ports = listener
                 .public_ports

@@ -64,6 +64,7 @@ impl Site {
                 ErrorKind::Invalid,
                 format!("the virtual-host names do not form an index: {err}"),
             )
+            .with_source(err)
             .in_file(&config.source)
         })?;
         Ok(Self { vhosts, index })
@@ -128,6 +129,7 @@ fn load_vhost(
                         "cert {}: not a PEM certificate: {err}",
                         cert.label()
                     ))
+                    .with_source(err)
                 })?;
             if chain.is_empty() {
                 return Err(cert_error(format!(
@@ -146,13 +148,14 @@ fn load_vhost(
             }
             let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|err| {
                 cert_error(format!("key {}: not a PEM private key: {err}", key.label()))
+                    .with_source(err)
             })?;
             (chain, key_der)
         }
         CertSource::SelfSigned => {
             let names: Vec<String> = vhost.patterns.iter().map(|p| p.to_string()).collect();
             let generated = rcgen::generate_simple_self_signed(names)
-                .map_err(|err| cert_error(format!("self_signed: {err}")))?;
+                .map_err(|err| cert_error(format!("self_signed: {err}")).with_source(err))?;
             let key = PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
             (vec![generated.cert.der().clone()], key)
         }
@@ -162,10 +165,13 @@ fn load_vhost(
             "cert {}: the certificate does not parse: {err}",
             vhost.cert.label()
         ))
+        .with_source(err)
     })?;
     let cert_id = misdirect_certmatch::Certificate::from_der(&chain[0])
         .map(|c| c.id().clone())
-        .map_err(|err| cert_error(format!("cert {}: {err}", vhost.cert.label())))?;
+        .map_err(|err| {
+            cert_error(format!("cert {}: {err}", vhost.cert.label())).with_source(err)
+        })?;
     for pattern in &vhost.patterns {
         let probe = pattern.as_str().replace('*', "x");
         if let Ok(host) = probe.parse::<Host>()
@@ -186,7 +192,7 @@ fn load_vhost(
     };
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
-        .map_err(|err| cert_error(format!("TLS versions: {err}")))?;
+        .map_err(|err| cert_error(format!("TLS versions: {err}")).with_source(err))?;
     let mut anchors = None;
     let builder = match &vhost.client_auth {
         None => builder.with_no_client_auth(),
@@ -199,6 +205,7 @@ fn load_vhost(
                         "client_auth.ca {}: not a PEM certificate: {err}",
                         auth.ca.label()
                     ))
+                    .with_source(err)
                 })?;
             let mut roots = RootCertStore::empty();
             for cert in &certs {
@@ -207,6 +214,7 @@ fn load_vhost(
                         "client_auth.ca {}: not a usable trust anchor: {err}",
                         auth.ca.label()
                     ))
+                    .with_source(err)
                 })?;
             }
             if roots.is_empty() {
@@ -221,9 +229,9 @@ fn load_vhost(
             if !auth.required {
                 verifier = verifier.allow_unauthenticated();
             }
-            let verifier = verifier
-                .build()
-                .map_err(|err| cert_error(format!("client_auth.ca {}: {err}", auth.ca.label())))?;
+            let verifier = verifier.build().map_err(|err| {
+                cert_error(format!("client_auth.ca {}: {err}", auth.ca.label())).with_source(err)
+            })?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -234,11 +242,13 @@ fn load_vhost(
                 "key {} does not match the certificate {}",
                 vhost.key_label(),
                 vhost.cert.label()
-            )),
+            ))
+            .with_source(err),
             other => cert_error(format!(
                 "key {}: cannot be used with the certificate: {other}",
                 vhost.key_label()
-            )),
+            ))
+            .with_source(other),
         })?;
     tls.alpn_protocols = vhost.alpn.iter().map(|a| a.wire().to_vec()).collect();
     tls.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
@@ -266,6 +276,7 @@ fn read(material: &Material, vhost: &str) -> Result<Vec<u8>, Error> {
                 ErrorKind::Io,
                 format!("vhost \"{vhost}\": cannot read {}: {err}", display(path)),
             )
+            .with_source(err)
         }),
         Material::Inline { pem, .. } => Ok(pem.clone()),
     }

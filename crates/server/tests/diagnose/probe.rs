@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
-use misdirect_server::probe::{ProbeOptions, ProbeReport, Verdict, probe};
+use misdirect_server::probe::{NameSource, ProbeOptions, ProbeReport, Protocol, Verdict, probe};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{Acceptor, WebPkiClientVerifier};
@@ -55,7 +55,7 @@ async fn run(policy: &str, extra: &str) -> ProbeReport {
 #[tokio::test]
 async fn our_server_secure() {
     let report = run("secure", "").await;
-    assert_eq!(report.protocol, "h2");
+    assert_eq!(report.protocol, Protocol::Http2);
     assert_eq!(report.certificate.verified, Some(true));
     assert_eq!(
         report.certificate.names,
@@ -90,6 +90,17 @@ async fn our_server_secure() {
         )
     );
     assert_eq!(report.exit_code(), 1);
+    let sources: BTreeMap<&str, NameSource> = report
+        .results
+        .iter()
+        .map(|r| (r.name.as_str(), r.source))
+        .collect();
+    assert_eq!(sources["a.test"], NameSource::Sni);
+    assert_eq!(sources["b.test"], NameSource::Certificate);
+    assert_eq!(sources["c.test"], NameSource::Option);
+    let json = report.to_json();
+    assert_eq!(json["protocol"], "h2");
+    assert_eq!(json["results"][0]["source"], "sni");
     let text = report.to_text();
     assert!(
         text.contains("secure.test") && text.contains("client-cert-required"),
@@ -212,7 +223,8 @@ async fn bypass_and_uncovered_names_on_a_naive_server() {
     let report = probe(&options(&site, addr, "a.test", &["c.test"]))
         .await
         .unwrap();
-    assert_eq!(report.protocol, "http/1.1");
+    assert_eq!(report.protocol, Protocol::Http1);
+    assert_eq!(report.to_json()["protocol"], "http/1.1");
     assert!(report.fell_back_to_http1);
     assert!(report.to_text().contains("did not offer HTTP/2"));
     let v = verdicts(&report);
