@@ -6,7 +6,7 @@ use core::fmt::Write as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use misdirect_authority::{Host, HostName, RequestTarget};
+use misdirect_authority::{Host, RequestTarget};
 use misdirect_certmatch::{
     CertId, Certificate, Coverage, Finding as CoverageFinding, Identities, Pattern,
 };
@@ -345,18 +345,11 @@ fn distinct_certificates(vhosts: &VirtualHosts, cert_ids: &[Option<CertId>]) -> 
     out
 }
 
-/// A concrete host for a pattern: itself, or a probe label under a wildcard.
+/// A concrete host for a pattern: itself, or `DnsPattern::example_host` under a wildcard.
 fn probe_host(pattern: &Pattern) -> Option<Host> {
     match pattern {
         Pattern::Ip(ip) => Some(Host::from(*ip)),
-        Pattern::Dns(dns) if dns.is_wildcard() => {
-            HostName::parse(format!("misdirect-probe.{}", dns.base()).as_bytes())
-                .ok()
-                .map(Host::Name)
-        }
-        Pattern::Dns(dns) => HostName::parse(dns.as_str().as_bytes())
-            .ok()
-            .map(Host::Name),
+        Pattern::Dns(dns) => Some(Host::Name(dns.example_host())),
         _ => None,
     }
 }

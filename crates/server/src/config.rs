@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use misdirect_authority::HostName;
 use misdirect_certmatch::DnsPattern;
 use serde::Deserialize;
 
@@ -373,18 +372,10 @@ fn same_address(addrs: &[SocketAddr]) -> Option<(usize, usize)> {
     })
 }
 
-/// A name or alias from configuration: Unicode labels become A-labels (UTS 46, through
-/// `HostName::from_config`), a wildcard keeps its `*.`, one trailing dot is dropped.
+/// A name or alias from configuration: Unicode labels become A-labels (UTS 46), a wildcard
+/// keeps its `*.`, one trailing dot is dropped (`DnsPattern::from_config`).
 fn config_pattern(spelled: &str) -> Result<DnsPattern, String> {
-    if spelled.is_ascii() {
-        return DnsPattern::parse_config(spelled).map_err(|err| err.to_string());
-    }
-    let (prefix, rest) = match spelled.strip_prefix("*.") {
-        Some(rest) => ("*.", rest),
-        None => ("", spelled),
-    };
-    let name = HostName::from_config(rest).map_err(|err| err.to_string())?;
-    DnsPattern::parse_config(&format!("{prefix}{name}")).map_err(|err| err.to_string())
+    DnsPattern::from_config(spelled).map_err(|err| err.to_string())
 }
 
 fn yes() -> bool {

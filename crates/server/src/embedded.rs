@@ -204,8 +204,9 @@ impl Embedded {
         let vhost = |name: &str, cert: CertSource, client_auth: Option<ClientAuth>| -> Vhost {
             Vhost {
                 name: name.to_string(),
-                // Invariant: the names below are valid DNS-IDs.
-                patterns: vec![DnsPattern::parse_config(name).expect("valid embedded name")],
+                // Invariant: the names below are valid DNS-IDs, spelt as configuration
+                // spells them.
+                patterns: vec![DnsPattern::from_config(name).expect("valid embedded name")],
                 cert,
                 client_auth,
                 min_tls: TlsMin::Tls12,

@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use misdirect_authority::{Authority, Host};
-use misdirect_certmatch::{Identities, Pattern};
+use misdirect_certmatch::{DnsPattern, Identities, Pattern};
 use misdirect_response::{ORIGIN_FRAME_TYPE, OriginFrame};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -33,8 +33,9 @@ use tokio_rustls::TlsConnector;
 
 use crate::error::{Error, ErrorKind};
 
-/// The label a wildcard name is tried with: `*.example.com` → `misdirect-probe.example.com`.
-pub const PROBE_LABEL: &str = "misdirect-probe";
+/// The label a wildcard name is tried with: `*.example.com` → `misdirect-probe.example.com`
+/// ([`DnsPattern::example_host`]).
+pub const PROBE_LABEL: &str = DnsPattern::EXAMPLE_LABEL;
 
 /// What the probe should do.
 #[non_exhaustive]
@@ -494,8 +495,7 @@ pub async fn probe(options: &ProbeOptions) -> Result<ProbeReport, Error> {
 /// The name a pattern is tried as.
 fn probe_name(pattern: &Pattern) -> Option<String> {
     match pattern {
-        Pattern::Dns(dns) if dns.is_wildcard() => Some(format!("{PROBE_LABEL}.{}", dns.base())),
-        Pattern::Dns(dns) => Some(dns.as_str().to_owned()),
+        Pattern::Dns(dns) => Some(dns.example_host().as_str().to_owned()),
         Pattern::Ip(ip) => Some(Host::from(*ip).to_string()),
         _ => None,
     }

@@ -173,10 +173,7 @@ fn load_vhost(
             cert_error(format!("cert {}: {err}", vhost.cert.label())).with_source(err)
         })?;
     for pattern in &vhost.patterns {
-        let probe = pattern.as_str().replace('*', "x");
-        if let Ok(host) = probe.parse::<Host>()
-            && !identities.covers(&host)
-        {
+        if !identities.covers(&Host::Name(pattern.example_host())) {
             tracing::warn!(
                 vhost = %name,
                 name = %pattern,
