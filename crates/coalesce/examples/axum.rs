@@ -29,7 +29,7 @@ use axum::serve::IncomingStream;
 use misdirect_authority::Scheme;
 use misdirect_certmatch::{Identities, Pattern};
 use misdirect_coalesce::{
-    ClientAuth, ConnectionContext, MisdirectLayer, ServedBy, TrustAnchorsId, VirtualHost,
+    ClientAuth, ConnectionContext, Listener, MisdirectLayer, ServedBy, TrustAnchorsId, VirtualHost,
     VirtualHosts,
 };
 use tokio::net::TcpListener;
@@ -49,14 +49,14 @@ fn main() -> Result<(), Box<dyn Error>> {
 async fn serve(port: u16) -> Result<(), Box<dyn Error>> {
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let port = listener.local_addr()?.port();
-    let vhosts = Arc::new(virtual_hosts(port)?);
+    let vhosts = Arc::new(Listener::new(virtual_hosts(port)?));
 
     let names = vhosts.clone();
     let app = Router::new().route(
         "/",
         get(move |Extension(served): Extension<ServedBy>| async move {
             // The layer inserted `ServedBy` before the request reached the router.
-            let name = names.get(served.vhost()).map_or("?", VirtualHost::name);
+            let name = names.name(served.vhost()).unwrap_or("?");
             match served.warning() {
                 None => format!("served by {name}\n"),
                 Some(reason) => format!("served by {name} (warn_only: {})\n", reason.code()),

@@ -7,17 +7,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use misdirect_authority::RequestTarget;
-use misdirect_response::{RenderOptions, render};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::decide::{ConnectionContext, Decision, decide};
+use crate::decide::ConnectionContext;
+use crate::listener::{Listener, Outcome};
 use crate::reason::Reason;
-use crate::vhost::{Explanation, VhostId, VirtualHosts};
+use crate::vhost::VhostId;
 
-/// A tower layer that decides every request with [`decide`] before the inner service sees
-/// it.
+/// A tower layer that decides every request with the [`Listener`] core
+/// ([`Listener::on_request`]) before the inner service sees it: the same decision, the same
+/// responses and the same log line as `misdirect serve`.
 ///
 /// The server inserts the connection's [`ConnectionContext`] into each request's
 /// extensions (once per connection, cloned per request). A request without one is decided
@@ -29,42 +29,34 @@ use crate::vhost::{Explanation, VhostId, VirtualHosts};
 ///   virtual host (and the `warn_only` warning, if any).
 /// - Refused requests get a 421, 400 or 404 rendered by `misdirect_response::render`
 ///   (content-negotiated; HTTP/1.1 responses to a 421 carry `Connection: close`) from the
-///   request's [`Explanation`] — a `port-not-served` body names the port the request named
-///   and the ports the table serves — and a `tracing` event at `WARN` with the reason code,
-///   SNI, authority and both virtual hosts.
+///   request's [`Explanation`](crate::Explanation) — a `port-not-served` body names the
+///   port the request named and the ports the table serves — and the [`Refusal::log`]
+///   line (`WARN`, with the reason code, SNI, authority and both virtual hosts).
+///
+/// [`Refusal::log`]: crate::Refusal::log
 ///
 /// ```
 /// use std::sync::Arc;
 /// use misdirect_authority::Scheme;
 /// use misdirect_certmatch::Identities;
-/// use misdirect_coalesce::{MisdirectLayer, VirtualHost, VirtualHosts};
+/// use misdirect_coalesce::{Listener, MisdirectLayer, VirtualHost, VirtualHosts};
 ///
 /// let cert = Arc::new(Identities::from_patterns(["a.test".parse()?]));
 /// let mut table = VirtualHosts::builder(Scheme::Https);
 /// table.add(VirtualHost::new("a", cert).pattern("a.test".parse()?));
-/// let layer = MisdirectLayer::new(Arc::new(table.port(443).build()?));
+/// let layer = MisdirectLayer::new(Arc::new(Listener::new(table.port(443).build()?)));
 /// # let _ = layer;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct MisdirectLayer {
-    vhosts: Arc<VirtualHosts>,
-    options: RenderOptions,
+    listener: Arc<Listener>,
 }
 
 impl MisdirectLayer {
-    /// A layer deciding with these virtual hosts and the default render options.
-    pub fn new(vhosts: Arc<VirtualHosts>) -> Self {
-        Self {
-            vhosts,
-            options: RenderOptions::new(),
-        }
-    }
-
-    /// Uses these render options (method and version are taken from each request).
-    pub fn render_options(mut self, options: RenderOptions) -> Self {
-        self.options = options;
-        self
+    /// A layer deciding with this listener core (its virtual hosts and render options).
+    pub fn new(listener: Arc<Listener>) -> Self {
+        Self { listener }
     }
 }
 
@@ -74,8 +66,7 @@ impl<S> Layer<S> for MisdirectLayer {
     fn layer(&self, inner: S) -> Self::Service {
         MisdirectService {
             inner,
-            vhosts: self.vhosts.clone(),
-            options: self.options,
+            listener: self.listener.clone(),
         }
     }
 }
@@ -84,8 +75,7 @@ impl<S> Layer<S> for MisdirectLayer {
 #[derive(Clone, Debug)]
 pub struct MisdirectService<S> {
     inner: S,
-    vhosts: Arc<VirtualHosts>,
-    options: RenderOptions,
+    listener: Arc<Listener>,
 }
 
 /// Inserted into a served request's extensions: which virtual host serves it.
@@ -120,88 +110,31 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let (parts, body) = request.into_parts();
         let empty = ConnectionContext::new();
-        let conn = request
-            .extensions()
+        let conn = parts
+            .extensions
             .get::<ConnectionContext>()
             .unwrap_or(&empty);
-        let target = RequestTarget::from_request(&request);
-        let decision = match &target {
-            Ok(target) => decide(&self.vhosts, conn, target),
-            Err(e) => Decision::bad_request(e),
-        };
-        if let Some(reason) = decision.reason() {
-            log_refusal(
-                &self.vhosts,
-                conn,
-                &request,
-                target.as_ref().ok(),
-                decision,
-                reason,
-            );
-        }
-        match decision {
-            Decision::Serve { vhost, warning } => {
-                request.extensions_mut().insert(ServedBy { vhost, warning });
+        match self.listener.on_request(conn, &parts) {
+            Outcome::Serve { vhost, warning } => {
+                if let Some(warning) = &warning {
+                    warning.log(None);
+                }
+                let mut request = Request::from_parts(parts, body);
+                request.extensions_mut().insert(ServedBy {
+                    vhost,
+                    warning: warning.and_then(|w| w.reason),
+                });
                 ResponseFuture::inner(self.inner.call(request))
             }
-            refused => {
-                let options = self
-                    .options
-                    .for_request(request.method(), request.version());
-                let response = match refused.reason() {
-                    Some(reason) => {
-                        let explanation = match &target {
-                            Ok(target) => Explanation::new(&self.vhosts, reason, target),
-                            Err(_) => Explanation::from(reason),
-                        };
-                        // Invariant: every refusal but NotFound has a reason with a status.
-                        render(reason.status(), &explanation, request.headers(), &options)
-                    }
-                    None => render(
-                        http::StatusCode::NOT_FOUND,
-                        &misdirect_response::StaticReason::new("not-found", "no such host"),
-                        request.headers(),
-                        &options,
-                    ),
-                };
+            Outcome::Respond { response, refusal } => {
+                refusal.log(None);
                 ResponseFuture::ready(response.map(ResBody::from))
             }
         }
     }
-}
-
-fn log_refusal<B>(
-    vhosts: &VirtualHosts,
-    conn: &ConnectionContext,
-    request: &Request<B>,
-    target: Option<&RequestTarget>,
-    decision: Decision,
-    reason: Reason,
-) {
-    let name = |id: Option<VhostId>| id.and_then(|v| vhosts.get(v)).map(|v| v.name().to_owned());
-    let target_vhost = target.and_then(|t| vhosts.resolve(t.host()));
-    let authority = match target {
-        Some(t) => t.authority().to_string(),
-        None => request
-            .uri()
-            .authority()
-            .map(|a| a.to_string())
-            .unwrap_or_default(),
-    };
-    let served = matches!(decision, Decision::Serve { .. });
-    tracing::warn!(
-        reason = reason.code(),
-        served,
-        sni = conn.sni_name().map(|n| n.as_str()),
-        authority = %authority,
-        presented_vhost = name(conn.presented_vhost()).as_deref(),
-        target_vhost = name(target_vhost).as_deref(),
-        "{}: {}",
-        if served { "would refuse (warn_only)" } else { "refused" },
-        reason,
-    );
 }
 
 pin_project_lite::pin_project! {

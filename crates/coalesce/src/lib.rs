@@ -71,7 +71,10 @@ mod client;
 mod decide;
 #[cfg(feature = "tower")]
 mod layer;
+mod listener;
 mod reason;
+#[cfg(feature = "rustls")]
+mod tls;
 mod vhost;
 
 pub use audit::{Audit, AuditFinding, FindingKind, Severity};
@@ -79,7 +82,10 @@ pub use client::{NoReuse, PooledConnection, RetryAdvice, ReuseDecision, ReuseMod
 pub use decide::{ClientCert, ConnectionContext, Decision, decide, decide_request};
 #[cfg(feature = "tower")]
 pub use layer::{MisdirectLayer, MisdirectService, ResponseFuture, ServedBy};
+pub use listener::{Handshake, Listener, Outcome, Refusal, TrustAnchorSets};
 pub use reason::Reason;
+#[cfg(feature = "rustls")]
+pub use tls::{RustlsListener, TlsSetupError, vhost_server_config};
 pub use vhost::{
     Alpn, ClientAuth, ConfigError, Explanation, Policy, TlsVersion, TrustAnchorsId, UnknownHost,
     VhostId, VirtualHost, VirtualHosts, VirtualHostsBuilder,

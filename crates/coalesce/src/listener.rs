@@ -10,13 +10,15 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Method, Response, StatusCode, Version, header};
+use http::{Method, Response, StatusCode, Version, header};
 use misdirect_authority::{Host, HostName, RequestTarget};
-use misdirect_response::{RenderOptions, render};
+use misdirect_response::{RenderOptions, StaticReason, render};
 
 use crate::decide::{ClientCert, ConnectionContext, Decision, decide};
 use crate::reason::Reason;
-use crate::vhost::{Alpn, ClientAuth, TlsVersion, TrustAnchorsId, VhostId, VirtualHosts};
+use crate::vhost::{
+    Alpn, ClientAuth, Explanation, TlsVersion, TrustAnchorsId, VhostId, VirtualHosts,
+};
 
 /// Gives each distinct set of client-certificate trust anchors one [`TrustAnchorsId`].
 ///
@@ -154,6 +156,7 @@ pub enum Outcome {
 }
 
 /// A refused request (or a `warn_only` warning): the facts every log line carries.
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct Refusal {
     /// The reason; `None` for a 404 to a host no virtual host serves.
@@ -349,16 +352,24 @@ impl Listener {
             },
             Decision::Misdirected(reason) | Decision::BadRequest(reason) => {
                 let options = self.render.for_request(&parts.method, parts.version);
-                let response = render(reason.status(), &reason, &parts.headers, &options);
+                let explanation = match &target {
+                    Some(target) => Explanation::new(&self.vhosts, reason, target),
+                    None => Explanation::from(reason),
+                };
+                let response = render(reason.status(), &explanation, &parts.headers, &options);
                 Outcome::Respond {
                     response,
                     refusal: self.refusal(conn, parts, target.as_ref(), Some(reason), false),
                 }
             }
-            _ => Outcome::Respond {
-                response: not_found(parts),
-                refusal: self.refusal(conn, parts, target.as_ref(), None, false),
-            },
+            _ => {
+                let options = self.render.for_request(&parts.method, parts.version);
+                let not_found = StaticReason::new("not-found", "no virtual host serves this host");
+                Outcome::Respond {
+                    response: render(StatusCode::NOT_FOUND, &not_found, &parts.headers, &options),
+                    refusal: self.refusal(conn, parts, target.as_ref(), None, false),
+                }
+            }
         }
     }
 
@@ -402,24 +413,6 @@ fn authority_for_log(parts: &Parts, target: Option<&RequestTarget>) -> String {
     } else {
         seen.join(", ")
     }
-}
-
-/// 404 `text/plain`, with an empty body for HEAD (RFC 9110 §9.3.2).
-fn not_found(parts: &Parts) -> Response<Bytes> {
-    const BODY: &str = "not found\n";
-    let body = match parts.method {
-        Method::HEAD => Bytes::new(),
-        _ => Bytes::from_static(BODY.as_bytes()),
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(BODY.len()));
-    response
 }
 
 impl VirtualHosts {

@@ -16,7 +16,7 @@ use http::{Request, Response, StatusCode, Version, header};
 use misdirect_authority::{HostName, Scheme};
 use misdirect_certmatch::Identities;
 use misdirect_coalesce::{
-    Alpn, ClientAuth, ConnectionContext, MisdirectLayer, Reason, ServedBy, TlsVersion,
+    Alpn, ClientAuth, ConnectionContext, Listener, MisdirectLayer, Reason, ServedBy, TlsVersion,
     TrustAnchorsId, VhostId, VirtualHost, VirtualHosts,
 };
 use tower::{Layer, ServiceExt, service_fn};
@@ -30,7 +30,7 @@ const STAFF: TrustAnchorsId = TrustAnchorsId::new(7);
 /// Three virtual hosts behind one shared certificate, as browsers coalesce them: `www`,
 /// `api` (TLS 1.3 only) and `admin` (client certificates from the staff anchors).
 struct Site {
-    vhosts: Arc<VirtualHosts>,
+    vhosts: Arc<Listener>,
     www: VhostId,
     api: VhostId,
 }
@@ -54,7 +54,9 @@ fn site(warn_only: bool) -> Site {
             .pattern("admin.example.test".parse().unwrap())
             .client_auth(ClientAuth::Required(STAFF)),
     );
-    let vhosts = Arc::new(table.port(443).warn_only(warn_only).build().unwrap());
+    let vhosts = Arc::new(Listener::new(
+        table.port(443).warn_only(warn_only).build().unwrap(),
+    ));
     Site { vhosts, www, api }
 }
 

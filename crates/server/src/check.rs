@@ -92,18 +92,10 @@ pub fn check(config: &Config) -> Result<CheckReport, Error> {
             .clone()
             .unwrap_or_else(|| vec![listener.addr.port()]);
         let table = Table::build(&site, listener, &ports).map_err(|e| e.in_file(&config.source))?;
-        let ids: Vec<_> = table
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(loaded, id)| (id.index(), cert_ids[loaded].clone()))
-            .collect();
-        let mut by_id = vec![None; table.vhosts.len()];
-        for (index, cert) in ids {
-            by_id[index] = cert;
-        }
+        // Virtual hosts are in site order in every table: a VhostId's index is the position.
+        let by_id = cert_ids.clone();
         let listen_port = (listener.addr.port() != 0).then_some(listener.addr.port());
-        let audit = Audit::run(&table.vhosts, &by_id, listen_port);
+        let audit = Audit::run(table.vhosts(), &by_id, listen_port);
         let mut findings: Vec<Finding> = audit.findings().iter().map(Finding::from).collect();
         if let Some(message) = policy::default_requires_client_cert(&site, listener) {
             findings.push(Finding {
@@ -119,7 +111,7 @@ pub fn check(config: &Config) -> Result<CheckReport, Error> {
         findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         listeners.push(ListenerAudit {
             addr: listener.addr,
-            policy: table.vhosts.policy().as_str(),
+            policy: table.vhosts().policy().as_str(),
             warn_only: listener.warn_only,
             ports,
             findings,

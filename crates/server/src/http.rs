@@ -10,9 +10,7 @@ use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use misdirect_authority::RequestTarget;
-use misdirect_coalesce::{Decision, Reason, decide};
-use misdirect_response::render;
+use misdirect_coalesce::Outcome;
 use tokio::sync::watch;
 
 use crate::config::Respond;
@@ -299,39 +297,11 @@ enum Answer {
 
 /// [`answer`] up to the point where it would wait: everything but reading a file.
 fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
-    let listener = &shared.listeners[conn.listener];
-    let table = &listener.table;
-    let target = RequestTarget::from_parts(parts);
-    let decision = match &target {
-        Ok(target) => decide(&table.vhosts, &conn.context, target),
-        Err(err) => Decision::bad_request(err),
-    };
-    tracing::debug!(context = ?conn.context, decision = ?decision, "decided");
-    let log = |reason: Reason, message: &str| {
-        tracing::warn!(
-            status = reason.status().as_u16(),
-            reason = reason.code(),
-            sni = conn.sni.as_deref().unwrap_or("-"),
-            authority = %authority_for_log(parts, target.as_ref().ok()),
-            presented_vhost = table.name(table.ids[conn.presented]),
-            target_vhost = target
-                .as_ref()
-                .ok()
-                .and_then(|t| table.vhosts.resolve(t.host()))
-                .map_or("-", |id| table.name(id)),
-            peer = %conn.peer,
-            method = %parts.method,
-            version = ?parts.version,
-            "{message}"
-        );
-    };
-    match decision {
-        Decision::Serve { vhost, warning } => {
-            if let Some(reason) = warning {
-                log(
-                    reason,
-                    "served because warn_only is on; would have been refused",
-                );
+    let core = &shared.listeners[conn.listener].table.listener;
+    match core.on_request(&conn.context, parts) {
+        Outcome::Serve { vhost, warning } => {
+            if let Some(warning) = warning {
+                warning.log(Some(conn.peer));
             }
             // The table was built in site order, so a table id is the site index.
             let site_vhost = &shared.site.vhosts[vhost.index()];
@@ -344,32 +314,17 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
                 Respond::Dir(root) => Answer::File(root.clone()),
             }
         }
-        Decision::Misdirected(reason) => {
-            log(reason, "misdirected request");
-            Answer::Ready(refuse(listener, reason, parts))
+        Outcome::Respond { response, refusal } => {
+            refusal.log(Some(conn.peer));
+            Answer::Ready(response)
         }
-        Decision::BadRequest(reason) => {
-            log(reason, "bad request");
-            Answer::Ready(refuse(listener, reason, parts))
-        }
-        _ => {
-            tracing::debug!(
-                authority = %authority_for_log(parts, target.as_ref().ok()),
-                peer = %conn.peer,
-                "no virtual host for the request; 404 (unknown_host = \"not-found\")"
-            );
-            Answer::Ready(plain(StatusCode::NOT_FOUND, "not found\n", parts))
-        }
+        // Outcome is non-exhaustive; every outcome the core makes today is above.
+        _ => Answer::Ready(plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error\n",
+            parts,
+        )),
     }
-}
-
-fn refuse(
-    listener: &crate::server::ListenerState,
-    reason: Reason,
-    parts: &Parts,
-) -> Response<Bytes> {
-    let options = listener.render.for_request(&parts.method, parts.version);
-    render(reason.status(), &reason, &parts.headers, &options)
 }
 
 /// 405 for a method the virtual host does not serve, with the `Allow` it does serve
@@ -391,25 +346,6 @@ fn method_not_allowed(respond: &Respond, parts: &Parts) -> Response<Bytes> {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
-}
-
-/// The request's authority as the client wrote it, for a log line.
-fn authority_for_log(parts: &Parts, target: Option<&RequestTarget>) -> String {
-    if let Some(target) = target {
-        return target.authority().to_string();
-    }
-    let mut seen: Vec<String> = Vec::new();
-    if let Some(authority) = parts.uri.authority() {
-        seen.push(authority.as_str().to_string());
-    }
-    for host in parts.headers.get_all(header::HOST) {
-        seen.push(String::from_utf8_lossy(host.as_bytes()).into_owned());
-    }
-    if seen.is_empty() {
-        "-".to_string()
-    } else {
-        seen.join(", ")
-    }
 }
 
 /// 200 with a virtual host's fixed `text/plain` body.

@@ -1,26 +1,25 @@
-//! The only place the server talks to `misdirect-coalesce`: one `VirtualHosts` table per
-//! listener, built from the loaded virtual hosts, and the `ConnectionContext` recorded at
-//! each handshake. The server decides nothing itself.
+//! Configuration to core: each listener's `misdirect_coalesce::Listener`, built from the
+//! loaded virtual hosts. The core makes every choice (SNI, client-certificate facts, the
+//! request decision); the server only feeds it.
 
 use std::sync::Arc;
 
 use misdirect_authority::Scheme;
 use misdirect_certmatch::Pattern;
 use misdirect_coalesce::{
-    Alpn, ClientAuth, ClientCert, ConnectionContext, Policy, TlsVersion, TrustAnchorsId,
-    UnknownHost, VhostId, VirtualHost, VirtualHosts,
+    Alpn, ClientAuth, Policy, TlsVersion, UnknownHost, VirtualHost, VirtualHosts,
 };
+use misdirect_response::RenderOptions;
 
 use crate::config::{self, Listener, PolicyLevel, TlsMin, UnknownHostMode};
 use crate::error::{Error, ErrorKind};
 use crate::site::Site;
 
-/// A listener's table and the id of each loaded virtual host in it.
+/// A listener's core. Virtual hosts are added in the site's order, so a `VhostId`'s
+/// index is the position of its virtual host in `Site::vhosts` (checked when built).
 #[derive(Debug)]
 pub(crate) struct Table {
-    pub(crate) vhosts: VirtualHosts,
-    /// `ids[i]` is the id of `site.vhosts[i]`.
-    pub(crate) ids: Vec<VhostId>,
+    pub(crate) listener: misdirect_coalesce::Listener,
 }
 
 impl Table {
@@ -36,7 +35,6 @@ impl Table {
                     .min_tls(tls_version(vhost.min_tls))
                     .alpn(vhost.alpn.iter().map(|a| alpn(*a)));
             if let (Some(auth), Some(anchors)) = (&vhost.client_auth, loaded.anchors) {
-                let anchors = TrustAnchorsId::new(anchors);
                 entry = entry.client_auth(match auth.required {
                     true => ClientAuth::Required(anchors),
                     false => ClientAuth::Optional(anchors),
@@ -45,7 +43,14 @@ impl Table {
             if let Some(level) = vhost.policy {
                 entry = entry.policy(policy(level));
             }
-            ids.push(builder.add(entry));
+            let id = builder.add(entry);
+            // The invariant the rest of the server relies on.
+            assert_eq!(
+                id.index(),
+                ids.len(),
+                "virtual hosts are added in site order"
+            );
+            ids.push(id);
         }
         if let Some(message) = default_requires_client_cert(site, listener) {
             tracing::warn!(
@@ -71,12 +76,15 @@ impl Table {
                 format!("listener {}: {err}", listener.addr),
             )
         })?;
-        Ok(Self { vhosts, ids })
+        let render = RenderOptions::new().name_reason(listener.reason_in_body);
+        Ok(Self {
+            listener: misdirect_coalesce::Listener::new(vhosts).render_options(render),
+        })
     }
 
-    /// The name of a virtual host, for logs.
-    pub(crate) fn name(&self, id: VhostId) -> &str {
-        self.vhosts.get(id).map_or("?", VirtualHost::name)
+    /// The virtual hosts.
+    pub(crate) fn vhosts(&self) -> &VirtualHosts {
+        self.listener.vhosts()
     }
 }
 
@@ -96,36 +104,6 @@ pub(crate) fn default_requires_client_cert(site: &Site, listener: &Listener) -> 
          or an SNI no virtual host serves, gets its handshake and fails it without one",
         listener.addr, vhost.name
     ))
-}
-
-/// What a handshake established, as the policy wants it.
-pub(crate) struct Handshake<'a> {
-    pub(crate) sni: Option<misdirect_authority::HostName>,
-    pub(crate) presented: VhostId,
-    pub(crate) version: Option<rustls::ProtocolVersion>,
-    pub(crate) alpn: Option<&'a [u8]>,
-    /// The trust anchors that verified the client certificate, if one was presented.
-    pub(crate) client_cert: Option<u32>,
-}
-
-/// The connection's context for `decide`.
-pub(crate) fn context(handshake: Handshake<'_>) -> ConnectionContext {
-    let mut context = ConnectionContext::new().presented(handshake.presented);
-    if let Some(sni) = handshake.sni {
-        context = context.sni(sni);
-    }
-    match handshake.version {
-        Some(rustls::ProtocolVersion::TLSv1_3) => context = context.tls_version(TlsVersion::Tls13),
-        Some(rustls::ProtocolVersion::TLSv1_2) => context = context.tls_version(TlsVersion::Tls12),
-        _ => {}
-    }
-    if let Some(id) = handshake.alpn {
-        context = context.alpn(Alpn::from_id(id));
-    }
-    if let Some(anchors) = handshake.client_cert {
-        context = context.client_cert(ClientCert::Verified(TrustAnchorsId::new(anchors)));
-    }
-    context
 }
 
 fn policy(level: PolicyLevel) -> Policy {

@@ -5,19 +5,18 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use misdirect_authority::{Host, HostName};
-use misdirect_coalesce::ConnectionContext;
-use misdirect_response::RenderOptions;
+use misdirect_authority::HostName;
+use misdirect_coalesce::{Alpn, ConnectionContext, Handshake, TlsVersion, VhostId};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::config::{Config, Limits, Listener};
+use crate::config::{Config, Limits};
 use crate::conn::{Admission, RateLimit, Registration, Registry, Tracked};
 use crate::error::{Error, ErrorKind};
-use crate::policy::{self, Handshake, Table};
+use crate::policy::Table;
 use crate::site::Site;
 
 /// A configured server with its listeners bound, ready to [`run`](Server::run).
@@ -57,10 +56,8 @@ pub(crate) type Stream = Tracked<TlsStream<TcpStream>>;
 /// One bound listener.
 #[derive(Debug)]
 pub(crate) struct ListenerState {
-    pub(crate) config: Listener,
     pub(crate) local: SocketAddr,
     pub(crate) table: Table,
-    pub(crate) render: RenderOptions,
     /// Its open connections.
     pub(crate) connections: Arc<Registry>,
 }
@@ -72,8 +69,8 @@ pub(crate) struct Conn {
     pub(crate) listener: usize,
     /// The SNI as the client sent it, for logs.
     pub(crate) sni: Option<String>,
-    /// Index of the presented virtual host in the site.
-    pub(crate) presented: usize,
+    /// The presented virtual host (its index is its position in the site).
+    pub(crate) presented: VhostId,
     pub(crate) context: ConnectionContext,
 }
 
@@ -107,10 +104,8 @@ impl Server {
             let table =
                 Table::build(&site, listener, &ports).map_err(|err| err.in_file(&config.source))?;
             listeners.push(ListenerState {
-                config: listener.clone(),
                 local,
                 table,
-                render: RenderOptions::new().name_reason(listener.reason_in_body),
                 connections: Registry::new(config.limits.max_connections),
             });
             sockets.push(socket);
@@ -142,12 +137,12 @@ impl Server {
         for (index, socket) in self.sockets.into_iter().enumerate() {
             let listener = &self.shared.listeners[index];
             // One event per public port: log formats have no arrays, and a number stays one.
-            for port in listener.table.vhosts.ports() {
+            for port in listener.table.vhosts().ports() {
                 tracing::info!(
                     addr = %listener.local,
                     public_port = *port,
-                    policy = listener.table.vhosts.policy().as_str(),
-                    vhosts = listener.table.vhosts.len(),
+                    policy = listener.table.vhosts().policy().as_str(),
+                    vhosts = listener.table.vhosts().len(),
                     "listening"
                 );
             }
@@ -327,7 +322,7 @@ async fn connection(
     tracing::debug!(
         %peer,
         sni = conn.sni.as_deref().unwrap_or("-"),
-        presented = %shared.site.vhosts[conn.presented].config.name,
+        presented = %shared.site.vhosts[conn.presented.index()].config.name,
         protocol = if h2 { "h2" } else { "http/1.1" },
         "connection"
     );
@@ -441,30 +436,37 @@ async fn handshake(
     let sni = sni_raw
         .as_deref()
         .and_then(|s| HostName::from_sni(s.as_bytes()).ok());
-    let presented = shared.site.select(
-        sni.clone().map(Host::Name).as_ref(),
-        state.config.default_vhost,
-    );
-    let vhost = &shared.site.vhosts[presented];
+    let core = &state.table.listener;
+    // Invariant: every table has the site's virtual hosts, at least one.
+    let presented = core
+        .select(sni.as_ref())
+        .expect("a listener has virtual hosts");
+    let vhost = &shared.site.vhosts[presented.index()];
     let stream = start
         .into_stream(vhost.tls.clone())
         .await
         .map_err(|err| HandshakeFailure::io(sni_raw.clone(), err))?;
     let session = stream.get_ref().1;
-    // rustls only lets the handshake finish with a client certificate that this virtual
-    // host's verifier accepted; a resumed session carries the one verified when it was
-    // created, by the same configuration (session caches are per virtual host).
-    let client_cert = match session.peer_certificates() {
-        Some(chain) if !chain.is_empty() => vhost.anchors,
-        _ => None,
-    };
-    let context = policy::context(Handshake {
-        sni,
-        presented: state.table.ids[presented],
-        version: session.protocol_version(),
-        alpn: session.alpn_protocol(),
-        client_cert,
-    });
+    let mut handshake = Handshake::new(presented)
+        .sni(sni)
+        // rustls finishes a handshake with a client certificate only when this virtual
+        // host's own verifier accepted it; a resumed session carries the certificate
+        // verified when it was made, by the same configuration (session caches are per
+        // virtual host).
+        .client_certificate_verified(session.peer_certificates().is_some_and(|c| !c.is_empty()));
+    match session.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => {
+            handshake = handshake.tls_version(TlsVersion::Tls13)
+        }
+        Some(rustls::ProtocolVersion::TLSv1_2) => {
+            handshake = handshake.tls_version(TlsVersion::Tls12)
+        }
+        _ => {}
+    }
+    if let Some(id) = session.alpn_protocol() {
+        handshake = handshake.alpn(Alpn::from_id(id));
+    }
+    let context = core.on_handshake(handshake);
     Ok((
         stream,
         Conn {

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use misdirect_authority::Host;
-use misdirect_certmatch::{HostIndex, Identities, Pattern};
+use misdirect_certmatch::Identities;
+use misdirect_coalesce::{TrustAnchorSets, TrustAnchorsId};
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
@@ -16,12 +17,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::config::{CertSource, Config, Material, TlsMin, Vhost};
 use crate::error::{Error, ErrorKind};
 
-/// The loaded virtual hosts and the index that picks one by SNI.
+/// The loaded virtual hosts, in configuration order (a `VhostId`'s index is a position
+/// here). Picking one by SNI is the listener core's job.
 #[derive(Debug)]
 pub(crate) struct Site {
     pub(crate) vhosts: Vec<LoadedVhost>,
-    /// Every name and alias (wildcards included) → index into `vhosts`.
-    pub(crate) index: HostIndex<usize>,
 }
 
 /// One virtual host, ready to serve.
@@ -36,8 +36,8 @@ pub(crate) struct LoadedVhost {
     /// Its end-entity certificate's subject and SHA-256 fingerprint, for reports.
     pub(crate) cert_id: misdirect_certmatch::CertId,
     /// Which trust-anchor set verifies its client certificates: virtual hosts whose CA
-    /// bundles hold the same certificates share a number (see [`AnchorSets`]).
-    pub(crate) anchors: Option<u32>,
+    /// bundles hold the same certificates share an id ([`TrustAnchorSets`]).
+    pub(crate) anchors: Option<TrustAnchorsId>,
 }
 
 /// Sessions each virtual host's cache keeps for resumption.
@@ -46,71 +46,23 @@ const SESSION_CACHE_SIZE: usize = 1024;
 impl Site {
     pub(crate) fn load(config: &Config) -> Result<Self, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut bundles = AnchorSets::default();
+        // Identified by their DER certificates: the order of a bundle, duplicates and the
+        // formatting of its PEM file do not matter.
+        let mut bundles = TrustAnchorSets::new();
         let mut vhosts = Vec::with_capacity(config.vhosts.len());
         for vhost in &config.vhosts {
             let loaded = load_vhost(vhost, &provider, &mut bundles)
                 .map_err(|err| err.in_file(&config.source))?;
             vhosts.push(loaded);
         }
-        let mut pairs = Vec::new();
-        for (position, vhost) in vhosts.iter().enumerate() {
-            for pattern in &vhost.config.patterns {
-                pairs.push((Pattern::Dns(pattern.clone()), position));
-            }
-        }
-        let index = HostIndex::build(pairs).map_err(|err| {
-            Error::new(
-                ErrorKind::Invalid,
-                format!("the virtual-host names do not form an index: {err}"),
-            )
-            .with_source(err)
-            .in_file(&config.source)
-        })?;
-        Ok(Self { vhosts, index })
-    }
-
-    /// The virtual host whose certificate a client sending `sni` gets: the one serving the
-    /// name (exact, else the wildcard for its parent), else `default`.
-    pub(crate) fn select(&self, sni: Option<&Host>, default: usize) -> usize {
-        sni.and_then(|host| self.index.lookup(host).copied())
-            .unwrap_or(default)
-    }
-}
-
-/// The distinct trust-anchor sets of a site's client-certificate virtual hosts.
-///
-/// A set is its DER certificates as a set: the order of a bundle, duplicates, and the
-/// whitespace, comments and line breaks of its PEM file do not matter, so two files with the
-/// same CAs are one set and a certificate verified for one counts for the other.
-#[derive(Debug, Default)]
-struct AnchorSets {
-    /// Each set's certificates, sorted and deduplicated; a set's id is its position.
-    sets: Vec<Vec<Vec<u8>>>,
-}
-
-impl AnchorSets {
-    /// The id of the set holding exactly `certs`, numbering a new set when it is not known.
-    fn id(&mut self, certs: &[CertificateDer<'_>]) -> u32 {
-        let mut key: Vec<Vec<u8>> = certs.iter().map(|c| c.as_ref().to_vec()).collect();
-        key.sort_unstable();
-        key.dedup();
-        let position = match self.sets.iter().position(|set| *set == key) {
-            Some(position) => position,
-            None => {
-                self.sets.push(key);
-                self.sets.len() - 1
-            }
-        };
-        // A configuration has far fewer than 2^32 virtual hosts.
-        u32::try_from(position).unwrap_or(u32::MAX)
+        Ok(Self { vhosts })
     }
 }
 
 fn load_vhost(
     vhost: &Vhost,
     provider: &Arc<CryptoProvider>,
-    bundles: &mut AnchorSets,
+    bundles: &mut TrustAnchorSets,
 ) -> Result<LoadedVhost, Error> {
     let name = &vhost.name;
     let cert_error = |message: String| {
@@ -220,7 +172,7 @@ fn load_vhost(
                     auth.ca.label()
                 )));
             }
-            anchors = Some(bundles.id(&certs));
+            anchors = Some(bundles.intern(certs.iter().map(|c| c.as_ref())));
             let mut verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             if !auth.required {
@@ -325,17 +277,19 @@ mod tests {
         params.self_signed(&key).expect("certificate").pem()
     }
 
-    fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
-        CertificateDer::pem_slice_iter(pem.as_bytes())
+    /// The id of the set of CA certificates in a PEM bundle.
+    fn id(sets: &mut TrustAnchorSets, pem: &str) -> TrustAnchorsId {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
             .collect::<Result<_, _>>()
-            .expect("PEM")
+            .expect("PEM");
+        sets.intern(certs.iter().map(|c| c.as_ref()))
     }
 
     #[test]
     fn anchor_sets_are_sets_of_certificates_not_files() {
         let (one, two, other) = (ca("one"), ca("two"), ca("other"));
-        let mut sets = AnchorSets::default();
-        let base = sets.id(&certs(&one));
+        let mut sets = TrustAnchorSets::new();
+        let base = id(&mut sets, &one);
         // (bundle, same set as `one` alone)
         let cases: &[(String, bool)] = &[
             (one.clone(), true),
@@ -349,16 +303,16 @@ mod tests {
             (format!("{one}{two}"), false),
         ];
         for (bundle, same) in cases {
-            assert_eq!(sets.id(&certs(bundle)) == base, *same, "{bundle}");
+            assert_eq!(id(&mut sets, bundle) == base, *same, "{bundle}");
         }
         // Two CAs: the order of the bundle does not matter.
         assert_eq!(
-            sets.id(&certs(&format!("{one}{two}"))),
-            sets.id(&certs(&format!("{two}\n{one}")))
+            id(&mut sets, &format!("{one}{two}")),
+            id(&mut sets, &format!("{two}\n{one}"))
         );
         assert_ne!(
-            sets.id(&certs(&format!("{one}{two}"))),
-            sets.id(&certs(&format!("{one}{other}")))
+            id(&mut sets, &format!("{one}{two}")),
+            id(&mut sets, &format!("{one}{other}"))
         );
     }
 
