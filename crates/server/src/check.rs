@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::policy::{self, Table};
+use crate::tables::{self, Table};
 use crate::site::Site;
 
 /// The audit of every listener of a configuration.
@@ -97,7 +97,7 @@ pub fn check(config: &Config) -> Result<CheckReport, Error> {
         let listen_port = (listener.addr.port() != 0).then_some(listener.addr.port());
         let audit = Audit::run(table.vhosts(), &by_id, listen_port);
         let mut findings: Vec<Finding> = audit.findings().iter().map(Finding::from).collect();
-        if let Some(message) = policy::default_requires_client_cert(&site, listener) {
+        if let Some(message) = tables::default_requires_client_cert(&site, listener) {
             findings.push(Finding {
                 severity: Severity::Warning,
                 code: "default-requires-client-cert",
@@ -105,7 +105,7 @@ pub fn check(config: &Config) -> Result<CheckReport, Error> {
                 names: Vec::new(),
                 vhosts: vec![site.vhosts[listener.default_vhost].config.name.clone()],
                 certificate: None,
-                advice: policy::DEFAULT_CLIENT_CERT_ADVICE,
+                advice: tables::DEFAULT_CLIENT_CERT_ADVICE,
             });
         }
         findings.sort_by_key(|f| std::cmp::Reverse(f.severity));

@@ -47,11 +47,11 @@ mod conn;
 pub mod embedded;
 mod error;
 mod files;
-mod http;
-mod policy;
 pub mod probe;
 mod server;
+mod serving;
 mod site;
+mod tables;
 
 pub use config::Config;
 pub use error::{Error, ErrorKind};

@@ -16,7 +16,7 @@ use tokio_rustls::server::TlsStream;
 use crate::config::{Config, Limits};
 use crate::conn::{Admission, RateLimit, Registration, Registry, Tracked};
 use crate::error::{Error, ErrorKind};
-use crate::policy::Table;
+use crate::tables::Table;
 use crate::site::Site;
 
 /// A configured server with its listeners bound, ready to [`run`](Server::run).
@@ -329,10 +329,10 @@ async fn connection(
     let conn = Arc::new(conn);
     let stream = Tracked::new(stream, activity.clone());
     if h2 {
-        crate::http::serve_h2(shared, conn, stream, stop, activity).await;
+        crate::serving::serve_h2(shared, conn, stream, stop, activity).await;
     } else {
         activity.track_heads();
-        crate::http::serve_h1(shared, conn, stream, stop, activity).await;
+        crate::serving::serve_h1(shared, conn, stream, stop, activity).await;
     }
     drop(registration);
 }
