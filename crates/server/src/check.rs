@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::tables::{self, Table};
 use crate::site::Site;
+use crate::tables::{self, Table};
 
 /// The audit of every listener of a configuration.
 #[derive(Debug)]

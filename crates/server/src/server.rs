@@ -16,8 +16,8 @@ use tokio_rustls::server::TlsStream;
 use crate::config::{Config, Limits};
 use crate::conn::{Admission, RateLimit, Registration, Registry, Tracked};
 use crate::error::{Error, ErrorKind};
-use crate::tables::Table;
 use crate::site::Site;
+use crate::tables::Table;
 
 /// A configured server with its listeners bound, ready to [`run`](Server::run).
 ///
