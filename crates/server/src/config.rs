@@ -3,7 +3,6 @@
 //!
 //! Every key is documented in the workspace's `docs/server.md`.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -391,21 +390,11 @@ impl RawConfig {
         if self.vhost.is_empty() {
             return Err(invalid("no [[vhost]]: at least one virtual host is needed"));
         }
+        // A name in two virtual hosts (or twice in one) is found where the listener tables
+        // are built: one check, in misdirect-coalesce.
         let mut vhosts = Vec::with_capacity(self.vhost.len());
-        // Normalised name -> the vhost that first claimed it.
-        let mut owners: HashMap<String, String> = HashMap::new();
         for raw in self.vhost {
-            let vhost = raw.check(base)?;
-            for pattern in &vhost.patterns {
-                if let Some(first) = owners.insert(pattern.as_str().to_string(), vhost.name.clone())
-                {
-                    return Err(invalid(format!(
-                        "name \"{pattern}\" is in two virtual hosts: \"{first}\" and \"{}\"",
-                        vhost.name
-                    )));
-                }
-            }
-            vhosts.push(vhost);
+            vhosts.push(raw.check(base)?);
         }
         let mut listeners = Vec::with_capacity(self.listener.len().max(1));
         let raw_listeners = if self.listener.is_empty() {
@@ -498,9 +487,6 @@ impl RawVhost {
         for spelled in std::iter::once(&name).chain(&self.aliases) {
             let pattern = config_pattern(spelled)
                 .map_err(|err| context(format!("\"{spelled}\" is not a host name: {err}")))?;
-            if patterns.contains(&pattern) {
-                return Err(context(format!("\"{spelled}\" is listed twice")));
-            }
             patterns.push(pattern);
         }
         let cert = match (self.cert, self.key, self.self_signed) {

@@ -102,7 +102,20 @@ fn bad_configs_fail_at_start_naming_file_and_problem() {
         (
             "duplicate-name.toml",
             good.replacen("name = \"b.test\"", "name = \"a.test\"", 1),
-            &["\"a.test\" is in two virtual hosts"],
+            &[
+                "\"a.test\" is in two virtual hosts",
+                "([[vhost]] number 1)",
+                "([[vhost]] number 2)",
+            ],
+        ),
+        (
+            "alias-twice.toml",
+            good.replacen(
+                "name = \"b.test\"",
+                "name = \"b.test\"\naliases = [\"B.test.\"]",
+                1,
+            ),
+            &["vhost \"b.test\" ([[vhost]] number 2): \"b.test\" is listed twice"],
         ),
         (
             "duplicate-alias.toml",
