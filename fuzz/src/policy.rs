@@ -13,7 +13,7 @@ use misdirect_authority::{HostName, RequestTarget, Scheme};
 use misdirect_certmatch::{Identities, Pattern};
 use misdirect_coalesce::{
     Alpn, ClientAuth, ClientCert, ConnectionContext, Decision, Policy, TlsVersion, TrustAnchorsId,
-    UnknownHost, VhostId, VirtualHost, VirtualHosts, decide,
+    UnknownHost, VerifiedClientCert, VhostId, VirtualHost, VirtualHosts, decide,
 };
 
 /// Names a virtual host serves or a certificate holds (bit `i` of a mask is `PATTERNS[i]`).
@@ -212,10 +212,9 @@ impl Input {
         if let Some(alpn) = c.alpn {
             conn = conn.alpn(ALPNS[usize::from(alpn) % 3]);
         }
-        conn.client_cert(
-            c.client_cert
-                .map_or(ClientCert::None, |a| ClientCert::Verified(anchors(a))),
-        )
+        conn.client_cert(c.client_cert.map_or(ClientCert::None, |a| {
+            ClientCert::Verified(VerifiedClientCert::assertion(anchors(a)))
+        }))
     }
 
     /// The mask of the certificate on the connection: its own, else the presented vhost's,
@@ -306,9 +305,13 @@ impl Input {
         match v.client_auth {
             Auth::None => {}
             Auth::Optional(a) => assert!(
-                matches!(client, ClientCert::None) || client == ClientCert::Verified(anchors(a))
+                matches!(client, ClientCert::None)
+                    || client == ClientCert::Verified(VerifiedClientCert::assertion(anchors(a)))
             ),
-            Auth::Required(a) => assert_eq!(client, ClientCert::Verified(anchors(a))),
+            Auth::Required(a) => assert_eq!(
+                client,
+                ClientCert::Verified(VerifiedClientCert::assertion(anchors(a)))
+            ),
         }
         let host = usize::from(self.host) % 8;
         if self.https {

@@ -69,7 +69,7 @@ async fn serve(port: u16) -> Result<(), Box<dyn Error>> {
     // every request it carries. A TLS server fills the context from the handshake: the SNI
     // (`.sni(HostName::from_sni(..))`), the virtual host whose certificate the SNI resolver
     // presented (`.presented(id)`), the negotiated TLS version and ALPN, and which trust
-    // anchors verified the client certificate (`.client_cert(ClientCert::Verified(id))`).
+    // anchors verified the client certificate (`Listener::on_handshake` records it, see `examples/axum_tls.rs`).
     // Over plain HTTP there is no handshake: the context stays empty, the listener's scheme
     // is `http` and no certificate rule applies; but no client certificate either, so
     // `admin` is refused.

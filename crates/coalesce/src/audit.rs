@@ -11,7 +11,7 @@ use misdirect_certmatch::{
     CertId, Certificate, Coverage, Finding as CoverageFinding, Identities, Pattern,
 };
 
-use crate::decide::{ClientCert, ConnectionContext, Decision, decide};
+use crate::decide::{ClientCert, ConnectionContext, Decision, VerifiedClientCert, decide};
 use crate::reason::Reason;
 use crate::vhost::{
     Alpn, ClientAuth, Policy, TlsVersion, TrustAnchorsId, VhostId, VirtualHost, VirtualHosts,
@@ -607,7 +607,7 @@ fn client_cert_floor(vhosts: &VirtualHosts, findings: &mut Vec<AuditFinding>) {
             .iter()
             .chain([&stranger])
             .filter(|a| **a != own)
-            .map(|a| ClientCert::Verified(*a))
+            .map(|a| ClientCert::Verified(VerifiedClientCert::assertion(*a)))
             .collect();
         if required {
             states.push(ClientCert::None);
@@ -667,7 +667,9 @@ fn coalescing(
     let mut strict_reported = BTreeSet::new();
     for (p_id, p) in vhosts.iter() {
         let client = match p.client_auth_required() {
-            ClientAuth::Required(a) | ClientAuth::Optional(a) => ClientCert::Verified(a),
+            ClientAuth::Required(a) | ClientAuth::Optional(a) => {
+                ClientCert::Verified(VerifiedClientCert::assertion(a))
+            }
             _ => ClientCert::None,
         };
         let negotiable = negotiable(p);

@@ -38,7 +38,40 @@ pub enum ClientCert {
     #[default]
     None,
     /// A client certificate was presented and verified by these trust anchors.
-    Verified(crate::vhost::TrustAnchorsId),
+    Verified(VerifiedClientCert),
+}
+
+/// The fact that a connection's client certificate was verified by a set of trust anchors.
+///
+/// The policy's client-certificate rule trusts this fact, so it is made in one named place:
+/// [`Listener::on_handshake`](crate::Listener::on_handshake) (and
+/// `ConnectionContext::from_rustls`, which calls it) make it from a finished handshake.
+/// Code that drives the policy without the listener core — a test, another TLS stack —
+/// makes it with [`assertion`](Self::assertion), which is easy to find in review.
+///
+/// ```
+/// use misdirect_coalesce::{ClientCert, TrustAnchorsId, VerifiedClientCert};
+///
+/// // Only after the TLS stack's verifier for these anchors accepted the certificate:
+/// let fact = VerifiedClientCert::assertion(TrustAnchorsId::new(1));
+/// assert_eq!(fact.anchors(), TrustAnchorsId::new(1));
+/// let state = ClientCert::Verified(fact);
+/// # let _ = state;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VerifiedClientCert(crate::vhost::TrustAnchorsId);
+
+impl VerifiedClientCert {
+    /// Asserts that a verifier configured with exactly these trust anchors accepted the
+    /// connection's client certificate during its handshake.
+    pub const fn assertion(anchors: crate::vhost::TrustAnchorsId) -> Self {
+        Self(anchors)
+    }
+
+    /// The trust anchors that verified the certificate.
+    pub const fn anchors(self) -> crate::vhost::TrustAnchorsId {
+        self.0
+    }
 }
 
 impl ConnectionContext {
@@ -304,6 +337,7 @@ fn client_cert_failure(required: ClientAuth, state: ClientCert) -> Option<Reason
         (ClientAuth::Required(_), ClientCert::None) => Some(Reason::ClientCertRequired),
         (ClientAuth::Optional(_), ClientCert::None) => None,
         (ClientAuth::Required(want) | ClientAuth::Optional(want), ClientCert::Verified(got)) => {
+            let got = got.anchors();
             match want == got {
                 true => None,
                 false => Some(Reason::ClientCertOtherAnchors),

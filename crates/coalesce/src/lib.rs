@@ -79,7 +79,9 @@ mod vhost;
 
 pub use audit::{Audit, AuditFinding, FindingKind, Severity};
 pub use client::{NoReuse, PooledConnection, RetryAdvice, ReuseDecision, ReuseMode, ReusePolicy};
-pub use decide::{ClientCert, ConnectionContext, Decision, decide, decide_request};
+pub use decide::{
+    ClientCert, ConnectionContext, Decision, VerifiedClientCert, decide, decide_request,
+};
 #[cfg(feature = "tower")]
 pub use layer::{MisdirectLayer, MisdirectService, ResponseFuture, ServedBy};
 pub use listener::{Handshake, Listener, Outcome, Refusal, TrustAnchorSets};

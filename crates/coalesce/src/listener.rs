@@ -14,7 +14,7 @@ use http::{Method, Response, StatusCode, Version, header};
 use misdirect_authority::{Host, HostName, RequestTarget};
 use misdirect_response::{RenderOptions, StaticReason, render};
 
-use crate::decide::{ClientCert, ConnectionContext, Decision, decide};
+use crate::decide::{ClientCert, ConnectionContext, Decision, VerifiedClientCert, decide};
 use crate::reason::Reason;
 use crate::vhost::{
     Alpn, ClientAuth, Explanation, TlsVersion, TrustAnchorsId, VhostId, VirtualHosts,
@@ -307,7 +307,7 @@ impl Listener {
             ClientAuth::None => None,
         });
         let client_cert = match (handshake.client_certificate_verified, anchors) {
-            (true, Some(anchors)) => ClientCert::Verified(anchors),
+            (true, Some(anchors)) => ClientCert::Verified(VerifiedClientCert::assertion(anchors)),
             // A certificate no verifier of ours asked for verifies nothing.
             _ => ClientCert::None,
         };

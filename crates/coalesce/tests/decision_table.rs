@@ -9,8 +9,8 @@ use misdirect_authority::{HostName, RequestTarget, Scheme, TargetErrorKind};
 use misdirect_certmatch::Identities;
 use misdirect_coalesce::{
     Alpn, ClientAuth, ClientCert, ConfigError, ConnectionContext, Decision, Explanation, Policy,
-    Reason, TlsVersion, TrustAnchorsId, UnknownHost, VirtualHost, VirtualHosts, decide,
-    decide_request,
+    Reason, TlsVersion, TrustAnchorsId, UnknownHost, VerifiedClientCert, VirtualHost, VirtualHosts,
+    decide, decide_request,
 };
 use misdirect_response::RenderReason;
 
@@ -153,7 +153,7 @@ const NO_SNI: Conn = Conn {
 };
 const fn cc(conn: Conn, anchors: TrustAnchorsId) -> Conn {
     Conn {
-        cc: ClientCert::Verified(anchors),
+        cc: ClientCert::Verified(VerifiedClientCert::assertion(anchors)),
         ..conn
     }
 }

@@ -7,8 +7,8 @@ use misdirect_authority::{Host, HostName, Origin, RequestTarget, Scheme};
 use misdirect_certmatch::{Identities, Pattern};
 use misdirect_coalesce::{
     Alpn, ClientAuth, ClientCert, ConnectionContext, Decision, Policy, PooledConnection,
-    ReuseDecision, ReuseMode, ReusePolicy, TlsVersion, TrustAnchorsId, VirtualHost, VirtualHosts,
-    decide,
+    ReuseDecision, ReuseMode, ReusePolicy, TlsVersion, TrustAnchorsId, VerifiedClientCert,
+    VirtualHost, VirtualHosts, decide,
 };
 use proptest::prelude::*;
 
@@ -121,7 +121,9 @@ fn client_auth(n: u8) -> ClientAuth {
 fn client_cert(n: u8) -> ClientCert {
     match n {
         0 => ClientCert::None,
-        n => ClientCert::Verified(TrustAnchorsId::new(u32::from(n))),
+        n => ClientCert::Verified(VerifiedClientCert::assertion(TrustAnchorsId::new(
+            u32::from(n),
+        ))),
     }
 }
 
@@ -191,9 +193,9 @@ fn target(case: &Case) -> RequestTarget {
 
 fn client_auth_met(required: ClientAuth, state: ClientCert) -> bool {
     match (required, state) {
-        (ClientAuth::Required(want), ClientCert::Verified(got)) => want == got,
+        (ClientAuth::Required(want), ClientCert::Verified(got)) => want == got.anchors(),
         (ClientAuth::Required(_), _) => false,
-        (ClientAuth::Optional(want), ClientCert::Verified(got)) => want == got,
+        (ClientAuth::Optional(want), ClientCert::Verified(got)) => want == got.anchors(),
         _ => true,
     }
 }

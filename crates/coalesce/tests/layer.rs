@@ -215,8 +215,11 @@ fn client_cert_from_own_anchors_is_served() {
     // verified reaches `admin`.
     let site = site(false);
     let inner = Inner::default();
-    let conn = www_connection(&site, TlsVersion::Tls13)
-        .client_cert(misdirect_coalesce::ClientCert::Verified(STAFF));
+    let conn = www_connection(&site, TlsVersion::Tls13).client_cert(
+        misdirect_coalesce::ClientCert::Verified(
+            misdirect_coalesce::VerifiedClientCert::assertion(STAFF),
+        ),
+    );
     let response = call(
         &site,
         &inner,

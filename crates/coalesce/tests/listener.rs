@@ -9,7 +9,7 @@ use misdirect_authority::{HostName, Scheme};
 use misdirect_certmatch::Identities;
 use misdirect_coalesce::{
     Alpn, ClientAuth, ClientCert, Handshake, Listener, Outcome, Reason, TrustAnchorSets,
-    UnknownHost, VhostId, VirtualHost, VirtualHosts,
+    UnknownHost, VerifiedClientCert, VhostId, VirtualHost, VirtualHosts,
 };
 
 struct Fixture {
@@ -118,7 +118,10 @@ fn a_verified_client_certificate_counts_for_the_presented_virtual_hosts_anchors_
             .sni(Some(sni("secure.test")))
             .client_certificate_verified(true),
     );
-    assert_eq!(conn.client_cert_state(), ClientCert::Verified(staff));
+    assert_eq!(
+        conn.client_cert_state(),
+        ClientCert::Verified(VerifiedClientCert::assertion(staff))
+    );
     assert_eq!(conn.presented_vhost(), Some(f.secure));
     // a.test asks for no client certificate: whatever the stack says, nothing is verified.
     let conn = l.on_handshake(Handshake::new(f.a).client_certificate_verified(true));
