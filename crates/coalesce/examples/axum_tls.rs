@@ -41,11 +41,13 @@ use tokio_rustls::LazyConfigAcceptor;
 use tower::Layer;
 
 /// What a client needs: the CA, and a client certificate the CA signed.
+// The DER fields are read by `tests/axum_tls.rs`, which runs this example.
+#[allow(dead_code)]
 #[derive(Debug)]
-pub struct Credentials {
-    pub ca: CertificateDer<'static>,
-    pub client_chain: Vec<CertificateDer<'static>>,
-    pub client_key: PrivateKeyDer<'static>,
+pub(crate) struct Credentials {
+    pub(crate) ca: CertificateDer<'static>,
+    pub(crate) client_chain: Vec<CertificateDer<'static>>,
+    pub(crate) client_key: PrivateKeyDer<'static>,
     ca_pem: String,
     client_pem: String,
     client_key_pem: String,
@@ -53,13 +55,13 @@ pub struct Credentials {
 
 /// A running demo server.
 #[derive(Debug)]
-pub struct Demo {
-    pub addr: SocketAddr,
-    pub credentials: Credentials,
+pub(crate) struct Demo {
+    pub(crate) addr: SocketAddr,
+    pub(crate) credentials: Credentials,
 }
 
 /// Generates the certificates and starts serving on `addr` (port 0 picks a free one).
-pub async fn start(addr: SocketAddr) -> Result<Demo, Box<dyn Error>> {
+pub(crate) async fn start(addr: SocketAddr) -> Result<Demo, Box<dyn Error>> {
     let socket = TcpListener::bind(addr).await?;
     let addr = socket.local_addr()?;
 
@@ -170,7 +172,7 @@ pub async fn start(addr: SocketAddr) -> Result<Demo, Box<dyn Error>> {
 impl Demo {
     /// Writes the CA, client certificate and key to `dir` and returns curl commands that
     /// show each case.
-    pub fn curl_commands(&self, dir: &Path) -> Result<Vec<String>, Box<dyn Error>> {
+    pub(crate) fn curl_commands(&self, dir: &Path) -> Result<Vec<String>, Box<dyn Error>> {
         let file = |name: &str, text: &str| -> Result<PathBuf, Box<dyn Error>> {
             let path = dir.join(name);
             std::fs::write(&path, text)?;
