@@ -70,45 +70,34 @@ impl Table {
                 UnknownHostMode::Default => UnknownHost::Default(default),
             })
             .ports(ports.iter().copied());
-        let vhosts = builder.build().map_err(|err| match &err {
-            // Positions are site positions: the [[vhost]] entries in file order.
-            ConfigError::DuplicateName {
-                pattern,
-                first,
-                first_position,
-                second,
-                second_position,
-                ..
-            } if first_position == second_position => Error::new(
-                ErrorKind::Invalid,
-                format!(
-                    "vhost \"{first}\" ([[vhost]] number {}): \"{pattern}\" is listed twice",
-                    first_position + 1
+        let vhosts = builder.build().map_err(|err| {
+            let (kind, message) = match &err {
+                // Positions are site positions: the [[vhost]] entries in file order.
+                ConfigError::DuplicateName {
+                    pattern,
+                    first,
+                    first_position,
+                    second,
+                    second_position,
+                    ..
+                } => (ErrorKind::Invalid, match first_position == second_position {
+                    true => format!(
+                        "vhost \"{first}\" ([[vhost]] number {}): \"{pattern}\" is listed twice",
+                        first_position + 1
+                    ),
+                    false => format!(
+                        "name \"{pattern}\" is in two virtual hosts: \"{first}\" ([[vhost]] \
+                         number {}) and \"{second}\" ([[vhost]] number {})",
+                        first_position + 1,
+                        second_position + 1
+                    ),
+                }),
+                _ => (
+                    ErrorKind::Policy,
+                    format!("listener {}: {err}", listener.addr),
                 ),
-            )
-            .with_source(err.clone()),
-            ConfigError::DuplicateName {
-                pattern,
-                first,
-                first_position,
-                second,
-                second_position,
-                ..
-            } => Error::new(
-                ErrorKind::Invalid,
-                format!(
-                    "name \"{pattern}\" is in two virtual hosts: \"{first}\" ([[vhost]] number \
-                     {}) and \"{second}\" ([[vhost]] number {})",
-                    first_position + 1,
-                    second_position + 1
-                ),
-            )
-            .with_source(err.clone()),
-            _ => Error::new(
-                ErrorKind::Policy,
-                format!("listener {}: {err}", listener.addr),
-            )
-            .with_source(err.clone()),
+            };
+            Error::new(kind, message).with_source(err)
         })?;
         let render = RenderOptions::new().name_reason(listener.reason_in_body);
         Ok(Self {

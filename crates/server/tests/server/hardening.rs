@@ -25,23 +25,29 @@ async fn closed_within(conn: Conn, limit: Duration) -> Option<Duration> {
         .map(|_| started.elapsed())
 }
 
-#[tokio::test]
-async fn an_idle_http2_connection_is_sent_goaway_and_closed_after_the_idle_timeout() {
-    let (site, server) = site_with_limits("h2-idle", "idle_timeout_secs = 0.5").await;
-    let client = Client::new(&site.ca.roots(), Some("a.test"), "a.test", Proto::H2);
+/// One request over `proto`, then nothing: the server closes the connection after
+/// `idle_timeout` (0.5 s), not before.
+async fn idle_connection_is_closed(proto: Proto, label: &str, limits: &str) {
+    let (site, server) = site_with_limits(label, limits).await;
+    let client = Client::new(&site.ca.roots(), Some("a.test"), "a.test", proto);
     let mut conn = client.connect(server.addr).await.unwrap();
     let resp = conn
-        .send(request(Proto::H2, Some("a.test"), &[]))
+        .send(request(proto, Some("a.test"), &[]))
         .await
         .unwrap();
     assert_eq!(resp.status, 200);
     let waited = closed_within(conn, Duration::from_secs(5))
         .await
-        .expect("an idle HTTP/2 connection stays open past idle_timeout");
+        .unwrap_or_else(|| panic!("an idle {proto:?} connection stays open past idle_timeout"));
     assert!(
         waited >= Duration::from_millis(300),
         "closed after {waited:?}"
     );
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_sent_goaway_and_closed_after_the_idle_timeout() {
+    idle_connection_is_closed(Proto::H2, "h2-idle", "idle_timeout_secs = 0.5").await;
 }
 
 #[tokio::test]
@@ -57,25 +63,12 @@ async fn an_http2_connection_that_never_sends_a_request_is_closed_too() {
 
 #[tokio::test]
 async fn an_idle_http1_connection_is_closed_after_the_idle_timeout_not_the_header_timeout() {
-    let (site, server) = site_with_limits(
+    idle_connection_is_closed(
+        Proto::H1,
         "h1-idle",
         "idle_timeout_secs = 0.5\nheader_read_timeout_secs = 10",
     )
     .await;
-    let client = Client::new(&site.ca.roots(), Some("a.test"), "a.test", Proto::H1);
-    let mut conn = client.connect(server.addr).await.unwrap();
-    let resp = conn
-        .send(request(Proto::H1, Some("a.test"), &[]))
-        .await
-        .unwrap();
-    assert_eq!(resp.status, 200);
-    let waited = closed_within(conn, Duration::from_secs(5))
-        .await
-        .expect("an idle HTTP/1.1 connection stays open past idle_timeout");
-    assert!(
-        waited >= Duration::from_millis(300),
-        "closed after {waited:?}"
-    );
 }
 
 #[tokio::test]
@@ -378,38 +371,6 @@ async fn http2_enforces_max_header_bytes_by_rfc_9113_measure_per_stream() {
     }
 }
 
-/// The `misdirect` binary serving `config` under `ulimit -n files`; returns it and its
-/// address (read from its JSON log).
-fn spawn_binary(config: &std::path::Path, files: u32) -> (Child, std::net::SocketAddr) {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -n {files} && exec \"$0\" serve --config \"$1\" --log-format json"
-        ))
-        .arg(env!("CARGO_BIN_EXE_misdirect"))
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the server exited before listening")
-            .unwrap();
-        if line.contains("\"listening\"") {
-            let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-            break value["addr"].as_str().unwrap().parse().unwrap();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_file_descriptors_idle_connections_make_room_for_a_new_client() {
     let site = Site::new("emfile");
@@ -418,7 +379,7 @@ async fn out_of_file_descriptors_idle_connections_make_room_for_a_new_client() {
         .config("secure", "")
         .replace("[limits]\n", "[limits]\nmax_connections = 100000\n");
     let path = site.write("emfile.toml", &text);
-    let (mut child, addr) = spawn_binary(&path, 128);
+    let (mut child, addr, _log) = spawn_logging_limited(&path, Some(128));
     let client = Client::new(&site.ca.roots(), Some("a.test"), "a.test", Proto::H2);
     // More idle HTTP/2 connections than the server has file descriptors.
     let mut idle = Vec::new();
@@ -480,17 +441,24 @@ async fn an_http1_client_that_stops_reading_its_response_is_cut_off_after_the_se
     );
 }
 
-/// The `misdirect` binary serving `config` with JSON logs: its address and a channel of
-/// its log lines.
-fn spawn_logging(
+/// The `misdirect` binary serving `config` with JSON logs, under `ulimit -n files` when
+/// given: its address and a channel of its log lines (the log is drained until the server
+/// exits, whether or not the channel is read).
+fn spawn_logging_limited(
     config: &std::path::Path,
+    files: Option<u32>,
 ) -> (
     Child,
     std::net::SocketAddr,
     std::sync::mpsc::Receiver<String>,
 ) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_misdirect"))
-        .args(["serve", "--log-format", "json", "--config"])
+    let limit = files.map_or(String::new(), |files| format!("ulimit -n {files} && "));
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{limit}exec \"$0\" serve --config \"$1\" --log-format json"
+        ))
+        .arg(env!("CARGO_BIN_EXE_misdirect"))
         .arg(config)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -502,9 +470,8 @@ fn spawn_logging(
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
+            // Keep draining after the receiver is gone: a full pipe would block the server.
+            let _ = tx.send(line);
         }
     });
     let addr = loop {
@@ -517,6 +484,16 @@ fn spawn_logging(
         }
     };
     (child, addr, rx)
+}
+
+fn spawn_logging(
+    config: &std::path::Path,
+) -> (
+    Child,
+    std::net::SocketAddr,
+    std::sync::mpsc::Receiver<String>,
+) {
+    spawn_logging_limited(config, None)
 }
 
 /// The log lines that arrive within `wait` and contain `needle`, parsed.
