@@ -8,6 +8,10 @@
 //! of the same contract.
 //!
 //! # Server side
+//! - [`Listener`]: the sans-IO core of a TLS listener — [`Listener::select`] (the SNI choice),
+//!   [`Listener::on_handshake`] (the connection's context from what the TLS stack reports)
+//!   and [`Listener::on_request`] (an [`Outcome`]: serve, or a rendered refusal with the
+//!   [`Refusal`] to log). The server and the tower layer both drive it.
 //! - [`VirtualHosts`]: the listener's virtual hosts ([`VirtualHost`]: names, certificate
 //!   identities, client-certificate requirement, minimum TLS version, ALPN, policy
 //!   override), scheme, public ports, [`Policy`] level, `warn_only`, and what unknown hosts
@@ -60,6 +64,9 @@
 //!
 //! # Features
 //! - `tower`: `MisdirectLayer`, a tower layer that answers 421/400 in front of any service.
+//! - `rustls`: `RustlsListener` (each connection's `ServerConfig` chosen from the
+//!   ClientHello by the listener core), `vhost_server_config` and
+//!   `ConnectionContext::from_rustls`.
 //!
 //! No I/O, no clocks, no runtime: plain values in, decisions out.
 #![forbid(unsafe_code)]
