@@ -18,6 +18,10 @@
 //! - `misdirected_client_cert`: it names the group's client-certificate virtual host over a
 //!   connection without one: 421 `client-cert-required`.
 //!
+//! `on_request` group: the same three requests through `Listener::on_request`, the path the
+//! server and the tower layer take — a served request costs `decide`; a refusal also renders
+//! its 421 and gathers the fields of its log line.
+//!
 //! Run: `cargo bench -p misdirect-benches --bench policy`
 
 use std::hint::black_box;
@@ -28,8 +32,8 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use misdirect_authority::{HostName, RequestTarget, Scheme};
 use misdirect_certmatch::Identities;
 use misdirect_coalesce::{
-    ClientAuth, ConnectionContext, Decision, Reason, TrustAnchorsId, VirtualHost, VirtualHosts,
-    decide,
+    ClientAuth, ConnectionContext, Decision, Listener, Outcome, Reason, TrustAnchorsId,
+    VirtualHost, VirtualHosts, decide,
 };
 use misdirect_response::{RenderOptions, StaticReason};
 
@@ -157,6 +161,28 @@ fn decide_group(c: &mut Criterion) {
         };
         assert_eq!(run(&parts), expected, "{name}");
         group.bench_function(name, |b| b.iter(|| run(black_box(&parts))));
+    }
+    group.finish();
+
+    // The whole per-request path the server and the tower layer take: the listener core's
+    // `on_request`, which also renders the 421 and gathers the log fields of a refusal.
+    let listener = Listener::new(vhosts);
+    let mut group = c.benchmark_group("on_request");
+    for (name, authority, serves) in [
+        ("serve_same_vhost", "v4200.g420.example.test", true),
+        ("serve_coalesced", "v4201.g420.example.test", true),
+        ("misdirected_client_cert", "v4209.g420.example.test", false),
+    ] {
+        let (parts, ()) = http::Request::get(format!("https://{authority}/"))
+            .version(http::Version::HTTP_2)
+            .body(())
+            .expect("valid request")
+            .into_parts();
+        let outcome = listener.on_request(&conn, &parts);
+        assert_eq!(matches!(outcome, Outcome::Serve { .. }), serves, "{name}");
+        group.bench_function(name, |b| {
+            b.iter(|| listener.on_request(&conn, black_box(&parts)))
+        });
     }
     group.finish();
 }
