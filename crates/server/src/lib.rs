@@ -3,12 +3,13 @@
 //!
 //! It is the reference integration of the workspace's crates: tokio and rustls
 //! (`LazyConfigAcceptor`: the ClientHello is read first, the virtual host picked by SNI with
-//! `misdirect-certmatch`'s index, then that virtual host's own rustls configuration — its
-//! certificate, client-certificate verifier, minimum TLS version and session cache), hyper for
-//! HTTP/1.1 and h2 for HTTP/2, chosen by ALPN. Each request's target comes from
-//! `misdirect-authority`, the serve/421/400 decision from `misdirect-coalesce`, and every
-//! refusal is rendered by `misdirect-response`. This crate decides nothing itself: it holds
-//! configuration, TLS set-up, the accept loop and the per-connection context.
+//! `misdirect_coalesce::Listener::select`, then that virtual host's own rustls configuration —
+//! its certificate, client-certificate verifier, minimum TLS version and session cache), hyper
+//! for HTTP/1.1 and h2 for HTTP/2, chosen by ALPN. The connection's context comes from
+//! `Listener::on_handshake`, each request's outcome from `Listener::on_request` (target by
+//! `misdirect-authority`, decision by `misdirect-coalesce`, refusals rendered by
+//! `misdirect-response`). This crate decides nothing itself: it holds configuration, TLS
+//! set-up, the accept loop, connection limits and timeouts, and shutdown.
 //!
 //! # What it does
 //! - [`Config`]: the TOML configuration (listeners, virtual hosts, limits), strict about
