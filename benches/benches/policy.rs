@@ -147,7 +147,7 @@ fn decide_group(c: &mut Criterion) {
         (
             "misdirected_client_cert",
             "v4209.g420.example.test",
-            Decision::Misdirected(Reason::ClientCertRequired),
+            Decision::misdirected(Reason::ClientCertRequired, Some(ids[4209])),
         ),
     ] {
         let (parts, ()) = http::Request::get(format!("https://{authority}/"))

@@ -270,7 +270,9 @@ impl Input {
         );
         match (decided, warned) {
             (a, b) if a == b => {}
-            (Decision::Misdirected(r), Decision::Serve { .. }) => assert!(!r.is_client_cert()),
+            (Decision::Misdirected { reason, .. }, Decision::Serve { .. }) => {
+                assert!(!reason.is_client_cert())
+            }
             other => panic!("warn_only changed the decision: {other:?}"),
         }
 

@@ -12,6 +12,7 @@ use misdirect_certmatch::{
 };
 
 use crate::decide::{ClientCert, ConnectionContext, Decision, VerifiedClientCert, decide};
+use crate::listener::{Handshake, Listener};
 use crate::reason::Reason;
 use crate::vhost::{
     Alpn, ClientAuth, Policy, TlsVersion, TrustAnchorsId, VhostId, VirtualHost, VirtualHosts,
@@ -238,14 +239,15 @@ impl fmt::Display for AuditFinding {
 /// use std::sync::Arc;
 /// use misdirect_authority::Scheme;
 /// use misdirect_certmatch::{CertId, Identities};
-/// use misdirect_coalesce::{Audit, FindingKind, VirtualHost, VirtualHosts};
+/// use misdirect_coalesce::{Audit, FindingKind, Listener, VirtualHost, VirtualHosts};
 ///
 /// let cert = Arc::new(Identities::from_patterns(["a.test".parse()?, "b.test".parse()?]));
 /// let mut table = VirtualHosts::builder(Scheme::Https);
 /// table.add(VirtualHost::new("a", cert).pattern("a.test".parse()?));
 /// let vhosts = table.port(443).build()?;
 ///
-/// let audit = Audit::run(&vhosts, &[Some(CertId::new("CN=a.test", [7; 32]))], Some(443));
+/// let listener = Listener::new(vhosts);
+/// let audit = Audit::run(&listener, &[Some(CertId::new("CN=a.test", [7; 32]))], Some(443));
 /// let kinds: Vec<_> = audit.findings().iter().map(|f| f.kind()).collect();
 /// assert_eq!(kinds, [FindingKind::CoveredNotServed]); // b.test: coalescing clients get 421
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -256,23 +258,22 @@ pub struct Audit {
 }
 
 impl Audit {
-    /// Audits a listener: `vhosts` as it will serve; `cert_ids[i]` identifies the
+    /// Audits a listener: its virtual hosts as it will serve them, with connections made
+    /// through the listener's own [`select`](Listener::select) and
+    /// [`on_handshake`](Listener::on_handshake), as a server drives it; `cert_ids[i]` identifies the
     /// certificate of the i-th virtual host (subject and fingerprint, for the report; `None`
     /// when unknown — virtual hosts without an id are never treated as sharing one);
     /// `listen_port` is the port the listener binds, when known.
     ///
     /// Findings come errors first, then warnings, then information.
-    pub fn run(
-        vhosts: &VirtualHosts,
-        cert_ids: &[Option<CertId>],
-        listen_port: Option<u16>,
-    ) -> Self {
+    pub fn run(listener: &Listener, cert_ids: &[Option<CertId>], listen_port: Option<u16>) -> Self {
+        let vhosts = listener.vhosts();
         let mut findings = Vec::new();
         let cert_of = |id: VhostId| cert_ids.get(id.index()).cloned().flatten();
         own_certificates(vhosts, &cert_of, &mut findings);
         coverage(vhosts, cert_ids, &mut findings);
-        client_cert_floor(vhosts, &mut findings);
-        coalescing(vhosts, &cert_of, &mut findings);
+        client_cert_floor(listener, &mut findings);
+        coalescing(listener, &cert_of, &mut findings);
         if let Some(port) = listen_port
             && !vhosts.ports().contains(&port)
         {
@@ -554,35 +555,41 @@ fn negotiable(v: &VirtualHost) -> Vec<(TlsVersion, Alpn)> {
     out
 }
 
-/// A connection as a browser makes it for `vhost`: SNI its first name, its certificate,
-/// this TLS version and ALPN protocol, and a client certificate verified by `client`
-/// anchors.
+/// A connection as a browser makes it for `vhost`: SNI its first name, the virtual host the
+/// listener selects for that SNI (its certificate, its verifier), this TLS version and ALPN
+/// protocol, and a client certificate that the selected virtual host's verifier accepted
+/// when `verified` — the connection a server's handshake would report.
 fn browser_connection(
-    vhosts: &VirtualHosts,
+    listener: &Listener,
     vhost: VhostId,
     (version, alpn): (TlsVersion, Alpn),
-    client: ClientCert,
+    verified: bool,
 ) -> ConnectionContext {
-    let mut ctx = ConnectionContext::new()
-        .presented(vhost)
-        .tls_version(version)
-        .alpn(alpn)
-        .client_cert(client);
-    let sni = vhosts
+    let sni = listener
+        .vhosts()
         .get(vhost)
         .and_then(|v| v.patterns().iter().find_map(probe_host))
         .and_then(|h| h.as_name().cloned());
-    if let Some(name) = sni {
-        ctx = ctx.sni(name);
-    }
-    ctx
+    let presented = listener.select(sni.as_ref()).unwrap_or(vhost);
+    listener.on_handshake(
+        Handshake::new(presented)
+            .sni(sni)
+            .tls_version(version)
+            .alpn(alpn)
+            .client_certificate_verified(verified),
+    )
 }
 
 /// Proves the client-certificate floor for this table: for every virtual host V that asks
 /// for client certificates, no connection — made for any virtual host, with any TLS version
 /// and ALPN protocol, with no client certificate or one verified by other anchors — is
 /// served a request for V's names.
-fn client_cert_floor(vhosts: &VirtualHosts, findings: &mut Vec<AuditFinding>) {
+///
+/// Client-certificate states go beyond what a handshake of this table makes (certificates
+/// verified by any other virtual host's anchors, or by some other CA), so the proof is
+/// stronger than the server needs.
+fn client_cert_floor(listener: &Listener, findings: &mut Vec<AuditFinding>) {
+    let vhosts = listener.vhosts();
     let mut anchors: BTreeSet<TrustAnchorsId> = BTreeSet::new();
     for (_, v) in vhosts.iter() {
         if let ClientAuth::Required(a) | ClientAuth::Optional(a) = v.client_auth_required() {
@@ -624,7 +631,8 @@ fn client_cert_floor(vhosts: &VirtualHosts, findings: &mut Vec<AuditFinding>) {
                 for &state in &states {
                     for version in TLS_VERSIONS {
                         for alpn in ALPNS {
-                            let ctx = browser_connection(vhosts, conn_id, (version, alpn), state);
+                            let ctx = browser_connection(listener, conn_id, (version, alpn), false)
+                                .client_cert(state);
                             if let Decision::Serve { vhost, .. } = decide(vhosts, &ctx, &target)
                                 && vhost == target_id
                             {
@@ -659,19 +667,16 @@ fn client_cert_floor(vhosts: &VirtualHosts, findings: &mut Vec<AuditFinding>) {
 /// browser's connection made for P gets when it carries a request for V, for every TLS
 /// version and ALPN protocol that connection may negotiate ([`negotiable`]).
 fn coalescing(
-    vhosts: &VirtualHosts,
+    listener: &Listener,
     cert_of: &dyn Fn(VhostId) -> Option<CertId>,
     findings: &mut Vec<AuditFinding>,
 ) {
+    let vhosts = listener.vhosts();
     let mut shared_map: Vec<String> = Vec::new();
     let mut strict_reported = BTreeSet::new();
     for (p_id, p) in vhosts.iter() {
-        let client = match p.client_auth_required() {
-            ClientAuth::Required(a) | ClientAuth::Optional(a) => {
-                ClientCert::Verified(VerifiedClientCert::assertion(a))
-            }
-            _ => ClientCert::None,
-        };
+        // A browser that has a certificate for P's verifier presents it.
+        let client = p.client_auth_required() != ClientAuth::None;
         let negotiable = negotiable(p);
         for (v_id, v) in vhosts.iter() {
             if v_id == p_id {
@@ -690,13 +695,15 @@ fn coalescing(
             // (negotiated, reason, served anyway under warn_only) for each refusal.
             let mut refused: Vec<((TlsVersion, Alpn), Reason, bool)> = Vec::new();
             for &negotiated in &negotiable {
-                let ctx = browser_connection(vhosts, p_id, negotiated, client);
+                let ctx = browser_connection(listener, p_id, negotiated, client);
                 match decide(vhosts, &ctx, &target) {
                     Decision::Serve {
                         warning: Some(reason),
                         ..
                     } => refused.push((negotiated, reason, true)),
-                    Decision::Misdirected(reason) => refused.push((negotiated, reason, false)),
+                    Decision::Misdirected { reason, .. } => {
+                        refused.push((negotiated, reason, false))
+                    }
                     _ => {}
                 }
             }
@@ -859,7 +866,7 @@ mod tests {
             .iter()
             .map(|n| Some(CertId::new(format!("CN=cert{n}"), [*n; 32])))
             .collect();
-        Audit::run(&table, &ids, Some(443))
+        Audit::run(&Listener::new(table), &ids, Some(443))
     }
 
     fn messages(audit: &Audit, kind: FindingKind) -> Vec<&str> {

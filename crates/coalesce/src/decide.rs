@@ -182,7 +182,13 @@ pub enum Decision {
         warning: Option<Reason>,
     },
     /// 421 Misdirected Request (RFC 9110 §15.5.20).
-    Misdirected(Reason),
+    Misdirected {
+        /// Why.
+        reason: Reason,
+        /// The virtual host serving the request's host, when one does: the one the client
+        /// should reach on another connection.
+        vhost: Option<VhostId>,
+    },
     /// 400 Bad Request: the request's target is malformed.
     BadRequest(Reason),
     /// 404: no virtual host serves the host and the listener answers unknown hosts so.
@@ -194,7 +200,7 @@ impl Decision {
     pub fn reason(&self) -> Option<Reason> {
         match *self {
             Self::Serve { warning, .. } => warning,
-            Self::Misdirected(r) | Self::BadRequest(r) => Some(r),
+            Self::Misdirected { reason, .. } | Self::BadRequest(reason) => Some(reason),
             Self::NotFound => None,
         }
     }
@@ -203,10 +209,47 @@ impl Decision {
     pub fn status(&self) -> Option<http::StatusCode> {
         match self {
             Self::Serve { .. } => None,
-            Self::Misdirected(_) => Some(http::StatusCode::MISDIRECTED_REQUEST),
+            Self::Misdirected { .. } => Some(http::StatusCode::MISDIRECTED_REQUEST),
             Self::BadRequest(_) => Some(http::StatusCode::BAD_REQUEST),
             Self::NotFound => Some(http::StatusCode::NOT_FOUND),
         }
+    }
+
+    /// The virtual host serving the request's host: the one to serve it, or for a 421 the
+    /// one the client should reach on another connection. `None` when no virtual host
+    /// serves the host, and for a 400.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use misdirect_authority::{RequestTarget, Scheme};
+    /// use misdirect_certmatch::Identities;
+    /// use misdirect_coalesce::*;
+    ///
+    /// let mut b = VirtualHosts::builder(Scheme::Https);
+    /// let a = b.add(VirtualHost::new("a", Arc::new(Identities::from_patterns(["a.test".parse()?])))
+    ///     .pattern("a.test".parse()?));
+    /// let vhosts = b.port(443).build()?;
+    ///
+    /// // No certificate on this connection covers a.test: a 421 that still names a.
+    /// let target = RequestTarget::from_h2(Some(b"a.test"), std::iter::empty())?;
+    /// let conn = ConnectionContext::new().certificate(Arc::new(Identities::from_patterns(Vec::new())));
+    /// let refused = decide(&vhosts, &conn, &target);
+    /// assert_eq!(refused.reason(), Some(Reason::CertificateDoesNotCover));
+    /// assert_eq!(refused.target_vhost(), Some(a));
+    /// assert_eq!(Decision::NotFound.target_vhost(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn target_vhost(&self) -> Option<VhostId> {
+        match *self {
+            Self::Serve { vhost, .. } => Some(vhost),
+            Self::Misdirected { vhost, .. } => vhost,
+            Self::BadRequest(_) | Self::NotFound => None,
+        }
+    }
+
+    /// A 421 for `reason`, to a host that `vhost` serves (`None` when nothing does).
+    pub const fn misdirected(reason: Reason, vhost: Option<VhostId>) -> Self {
+        Self::Misdirected { reason, vhost }
     }
 
     /// The 400 decision for a request whose target could not be decided.
@@ -244,7 +287,7 @@ impl Decision {
 /// let mut b = VirtualHosts::builder(Scheme::Https);
 /// let a = b.add(VirtualHost::new("a", shared.clone()).pattern("a.test".parse()?));
 /// let bb = b.add(VirtualHost::new("b", shared.clone()).pattern("b.test".parse()?));
-/// b.add(VirtualHost::new("admin", shared)
+/// let admin = b.add(VirtualHost::new("admin", shared)
 ///     .pattern("admin.test".parse()?)
 ///     .client_auth(ClientAuth::Required(TrustAnchorsId::new(1))));
 /// let vhosts = b.port(443).build()?;
@@ -254,8 +297,10 @@ impl Decision {
 /// let to = |host: &str| RequestTarget::from_h2(Some(host.as_bytes()), std::iter::empty()).unwrap();
 ///
 /// assert_eq!(decide(&vhosts, &conn, &to("b.test")), Decision::Serve { vhost: bb, warning: None });
-/// assert_eq!(decide(&vhosts, &conn, &to("admin.test")), Decision::Misdirected(Reason::ClientCertRequired));
-/// assert_eq!(decide(&vhosts, &conn, &to("c.test")), Decision::Misdirected(Reason::UnknownHost));
+/// let refused = decide(&vhosts, &conn, &to("admin.test"));
+/// assert_eq!(refused.reason(), Some(Reason::ClientCertRequired));
+/// assert_eq!(refused.target_vhost(), Some(admin));
+/// assert_eq!(decide(&vhosts, &conn, &to("c.test")), Decision::misdirected(Reason::UnknownHost, None));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn decide(vhosts: &VirtualHosts, conn: &ConnectionContext, target: &RequestTarget) -> Decision {
@@ -267,9 +312,9 @@ pub fn decide(vhosts: &VirtualHosts, conn: &ConnectionContext, target: &RequestT
     let Some(vhost) = vhost else {
         // (b) nothing to serve: neither warn_only nor any level can help.
         return match first {
-            Some(reason) => Decision::Misdirected(reason),
+            Some(reason) => Decision::misdirected(reason, None),
             None if vhosts.unknown_host() == UnknownHost::NotFound => Decision::NotFound,
-            None => Decision::Misdirected(Reason::UnknownHost),
+            None => Decision::misdirected(Reason::UnknownHost, None),
         };
     };
     // Invariant: lookups and UnknownHost::Default only yield ids of this table.
@@ -310,7 +355,7 @@ pub fn decide(vhosts: &VirtualHosts, conn: &ConnectionContext, target: &RequestT
             vhost,
             warning: Some(reason),
         },
-        Some(reason) => Decision::Misdirected(reason),
+        Some(reason) => Decision::misdirected(reason, Some(vhost)),
     }
 }
 

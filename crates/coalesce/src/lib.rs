@@ -58,7 +58,7 @@
 //! assert_eq!(decide(&vhosts, &conn, &target), Decision::Serve { vhost: api, warning: None });
 //!
 //! let target = RequestTarget::from_h2(Some(b"shop.example.com"), std::iter::empty())?;
-//! assert_eq!(decide(&vhosts, &conn, &target), Decision::Misdirected(Reason::UnknownHost));
+//! assert_eq!(decide(&vhosts, &conn, &target), Decision::misdirected(Reason::UnknownHost, None));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -335,6 +335,11 @@ impl Listener {
             Err(err) => Decision::bad_request(err),
         };
         let target = target.ok();
+        // The decision names the target virtual host: nothing here looks it up again.
+        let target_vhost = decision.target_vhost();
+        let refusal = |reason: Option<Reason>, served: bool| {
+            self.refusal(conn, parts, target.as_ref(), target_vhost, reason, served)
+        };
         match decision {
             Decision::Serve {
                 vhost,
@@ -348,9 +353,9 @@ impl Listener {
                 warning: Some(reason),
             } => Outcome::Serve {
                 vhost,
-                warning: Some(self.refusal(conn, parts, target.as_ref(), Some(reason), true)),
+                warning: Some(refusal(Some(reason), true)),
             },
-            Decision::Misdirected(reason) | Decision::BadRequest(reason) => {
+            Decision::Misdirected { reason, .. } | Decision::BadRequest(reason) => {
                 let options = self.render.for_request(&parts.method, parts.version);
                 let explanation = match &target {
                     Some(target) => Explanation::new(&self.vhosts, reason, target),
@@ -359,7 +364,7 @@ impl Listener {
                 let response = render(reason.status(), &explanation, &parts.headers, &options);
                 Outcome::Respond {
                     response,
-                    refusal: self.refusal(conn, parts, target.as_ref(), Some(reason), false),
+                    refusal: refusal(Some(reason), false),
                 }
             }
             _ => {
@@ -367,7 +372,7 @@ impl Listener {
                 let not_found = StaticReason::new("not-found", "no virtual host serves this host");
                 Outcome::Respond {
                     response: render(StatusCode::NOT_FOUND, &not_found, &parts.headers, &options),
-                    refusal: self.refusal(conn, parts, target.as_ref(), None, false),
+                    refusal: refusal(None, false),
                 }
             }
         }
@@ -378,6 +383,7 @@ impl Listener {
         conn: &ConnectionContext,
         parts: &Parts,
         target: Option<&RequestTarget>,
+        target_vhost: Option<VhostId>,
         reason: Option<Reason>,
         served: bool,
     ) -> Refusal {
@@ -389,7 +395,7 @@ impl Listener {
             sni: conn.sni_name().cloned(),
             authority: authority_for_log(parts, target),
             presented_vhost: name(conn.connection_vhost(&self.vhosts)),
-            target_vhost: name(target.and_then(|t| self.vhosts.resolve(t.host()))),
+            target_vhost: name(target_vhost),
             method: parts.method.clone(),
             version: parts.version,
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use misdirect_authority::Scheme;
 use misdirect_certmatch::{CertId, Identities};
 use misdirect_coalesce::{
-    Audit, ClientAuth, FindingKind as K, Policy, Severity, TrustAnchorsId, VirtualHost,
+    Audit, ClientAuth, FindingKind as K, Listener, Policy, Severity, TrustAnchorsId, VirtualHost,
     VirtualHosts,
 };
 
@@ -42,7 +42,7 @@ fn clean_shared_certificate() {
         Policy::Secure,
         vec![vhost("a.test", &s), vhost("b.test", &s)],
     );
-    let audit = Audit::run(&vhosts, &[id(1), id(1)], Some(443));
+    let audit = Audit::run(&Listener::new(vhosts), &[id(1), id(1)], Some(443));
     assert_eq!(kinds(&audit), [K::SharedCertificate, K::Coalescing]);
     assert_eq!(audit.worst(), None);
     assert!(audit.findings()[1].message().contains("a.test → b.test"));
@@ -53,7 +53,7 @@ fn clean_shared_certificate() {
 fn covered_but_not_served() {
     let s = cert(&["a.test", "old.test"]);
     let vhosts = table(Policy::Secure, vec![vhost("a.test", &s)]);
-    let audit = Audit::run(&vhosts, &[id(1)], Some(443));
+    let audit = Audit::run(&Listener::new(vhosts), &[id(1)], Some(443));
     assert_eq!(kinds(&audit), [K::CoveredNotServed]);
     let f = &audit.findings()[0];
     assert_eq!(f.severity(), Severity::Warning);
@@ -71,7 +71,7 @@ fn names_without_a_certificate() {
         Policy::Secure,
         vec![vhost("a.test", &a), x, vhost("nocert.test", &c)],
     );
-    let audit = Audit::run(&vhosts, &[id(1), id(1), id(2)], Some(443));
+    let audit = Audit::run(&Listener::new(vhosts), &[id(1), id(1), id(2)], Some(443));
     assert_eq!(
         kinds(&audit),
         [K::NameNotCovered, K::ServedNotCovered, K::Coalescing]
@@ -87,7 +87,7 @@ fn shared_certificate_with_different_client_auth() {
     let s = cert(&["a.test", "secure.test"]);
     let secure = vhost("secure.test", &s).client_auth(ClientAuth::Required(TrustAnchorsId::new(1)));
     let vhosts = table(Policy::Secure, vec![vhost("a.test", &s), secure]);
-    let audit = Audit::run(&vhosts, &[id(1), id(1)], Some(443));
+    let audit = Audit::run(&Listener::new(vhosts), &[id(1), id(1)], Some(443));
     assert_eq!(
         kinds(&audit),
         [
@@ -137,7 +137,11 @@ fn no_bypass_at_any_level() {
                 .warn_only(warn_only)
                 .build()
                 .expect("valid");
-            let audit = Audit::run(&vhosts, &[id(1), id(1), id(1), id(1)], Some(443));
+            let audit = Audit::run(
+                &Listener::new(vhosts),
+                &[id(1), id(1), id(1), id(1)],
+                Some(443),
+            );
             assert!(
                 !kinds(&audit).contains(&K::ClientCertBypass),
                 "{policy:?} {warn_only}: {audit:?}"
@@ -157,7 +161,7 @@ fn strict_with_shared_certificate() {
         Policy::Strict,
         vec![vhost("a.test", &s), vhost("b.test", &s)],
     );
-    let audit = Audit::run(&vhosts, &[id(1), id(1)], Some(443));
+    let audit = Audit::run(&Listener::new(vhosts), &[id(1), id(1)], Some(443));
     assert_eq!(
         kinds(&audit),
         [
@@ -173,7 +177,7 @@ fn strict_with_shared_certificate() {
 fn wildcard_partly_served_and_port_mapping() {
     let w = cert(&["*.x.test"]);
     let vhosts = table(Policy::Secure, vec![vhost("www.x.test", &w)]);
-    let audit = Audit::run(&vhosts, &[id(3)], Some(8443));
+    let audit = Audit::run(&Listener::new(vhosts), &[id(3)], Some(8443));
     assert_eq!(
         kinds(&audit),
         [K::WildcardPartlyServed, K::ListenPortNotPublic]
@@ -189,6 +193,6 @@ fn unknown_certificate_ids_still_group_shared_certificates() {
         Policy::Secure,
         vec![vhost("a.test", &s), vhost("b.test", &s)],
     );
-    let audit = Audit::run(&vhosts, &[None, None], None);
+    let audit = Audit::run(&Listener::new(vhosts), &[None, None], None);
     assert_eq!(kinds(&audit), [K::SharedCertificate, K::Coalescing]);
 }

@@ -333,7 +333,8 @@ fn context(vhosts: &VirtualHosts, conn: Conn) -> ConnectionContext {
     ctx
 }
 
-fn expected(vhosts: &VirtualHosts, want: Want) -> Decision {
+/// The decision a row wants; a 421 names the virtual host serving the request's host.
+fn expected(vhosts: &VirtualHosts, target: &RequestTarget, want: Want) -> Decision {
     let id = |name: &str| {
         vhosts
             .iter()
@@ -350,7 +351,7 @@ fn expected(vhosts: &VirtualHosts, want: Want) -> Decision {
             vhost: id(name),
             warning: Some(reason),
         },
-        Mis(reason) => Decision::Misdirected(reason),
+        Mis(reason) => Decision::misdirected(reason, vhosts.resolve(target.host())),
         NotFound => Decision::NotFound,
     }
 }
@@ -367,7 +368,7 @@ fn decision_table() {
             target = target.with_scheme(scheme);
         }
         let got = decide(&vhosts, &ctx, &target);
-        let want = expected(&vhosts, want);
+        let want = expected(&vhosts, &target, want);
         if got != want {
             failures.push(format!(
                 "[{rule}] {:?} {conn:?} -> {authority} {scheme:?}: want {want:?}, got {got:?}",
@@ -461,10 +462,12 @@ fn scheme_is_checked_whatever_carries_the_authority() {
     for &(listener, version, uri, host, want) in rows {
         let vhosts = table(listener);
         let ctx = context(&vhosts, sni("a.test"));
-        let got = decide_request(&vhosts, &ctx, &request(version, uri, host));
+        let request = request(version, uri, host);
+        let got = decide_request(&vhosts, &ctx, &request);
+        let target = RequestTarget::from_request(&request).expect("a valid target");
         assert_eq!(
             got,
-            expected(&vhosts, want),
+            expected(&vhosts, &target, want),
             "{listener:?} {version:?} {uri} host {host:?}"
         );
     }
@@ -569,7 +572,7 @@ fn build_without_ports_fails() {
     ));
     assert_eq!(
         decide(&vhosts, &conn, &to("a.test")),
-        Decision::Misdirected(R::PortNotServed)
+        Decision::misdirected(R::PortNotServed, Some(a))
     );
 }
 
@@ -621,9 +624,14 @@ fn port_not_served_is_explained() {
     ] {
         let vhosts = b.clone().ports(ports.iter().copied()).build().unwrap();
         let target = to(authority);
+        let decision = decide(&vhosts, &conn, &target);
+        assert_eq!(decision.reason(), Some(R::PortNotServed), "{authority}");
         assert_eq!(
-            decide(&vhosts, &conn, &target),
-            Decision::Misdirected(R::PortNotServed),
+            decision
+                .target_vhost()
+                .and_then(|v| vhosts.get(v))
+                .map(|v| v.name()),
+            Some("a"),
             "{authority}"
         );
         let explanation = Explanation::new(&vhosts, R::PortNotServed, &target);
@@ -657,8 +665,8 @@ fn certificate_follows_the_sni_when_presented_is_not_recorded() {
     let d = decide(&vhosts, &sni_only, &to("c.test"));
     assert!(matches!(d, Decision::Serve { .. }), "{d:?}");
     assert_eq!(
-        decide(&vhosts, &sni_only, &to("a.test")),
-        Decision::Misdirected(R::CertificateDoesNotCover)
+        decide(&vhosts, &sni_only, &to("a.test")).reason(),
+        Some(R::CertificateDoesNotCover)
     );
     let nothing = ConnectionContext::new();
     assert!(matches!(
@@ -666,8 +674,8 @@ fn certificate_follows_the_sni_when_presented_is_not_recorded() {
         Decision::Serve { .. }
     ));
     assert_eq!(
-        decide(&vhosts, &nothing, &to("c.test")),
-        Decision::Misdirected(R::CertificateDoesNotCover)
+        decide(&vhosts, &nothing, &to("c.test")).reason(),
+        Some(R::CertificateDoesNotCover)
     );
     assert_eq!(vhosts.resolve(&"unknown.test".parse().unwrap()), None);
     assert!(

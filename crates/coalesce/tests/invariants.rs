@@ -267,9 +267,11 @@ proptest! {
             prop_assert_eq!(p.reason(), w.reason());
             match p {
                 Decision::Serve { .. } | Decision::NotFound | Decision::BadRequest(_) => prop_assert_eq!(p, w),
-                Decision::Misdirected(r) => {
+                Decision::Misdirected { reason: r, vhost } => {
+                    // A 421 names the virtual host serving the host, as resolving it would.
+                    prop_assert_eq!(vhost, plain.resolve(t.host()));
                     let served_with_warning = matches!(w, Decision::Serve { warning: Some(x), .. } if x == r);
-                    prop_assert!(w == Decision::Misdirected(r) || served_with_warning, "{:?} vs {:?}", p, w);
+                    prop_assert!(w == p || served_with_warning, "{:?} vs {:?}", p, w);
                     let ctx = context(&case, &warn);
                     let covered = ctx.presented_vhost().and_then(|v| warn.get(v)).is_some_and(|v| v.certificate().covers(t.host()));
                     if !covered {

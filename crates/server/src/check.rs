@@ -95,7 +95,7 @@ pub fn check(config: &Config) -> Result<CheckReport, Error> {
         // Virtual hosts are in site order in every table: a VhostId's index is the position.
         let by_id = cert_ids.clone();
         let listen_port = (listener.addr.port() != 0).then_some(listener.addr.port());
-        let audit = Audit::run(table.vhosts(), &by_id, listen_port);
+        let audit = Audit::run(&table.listener, &by_id, listen_port);
         let mut findings: Vec<Finding> = audit.findings().iter().map(Finding::from).collect();
         if let Some(message) = tables::default_requires_client_cert(&site, listener) {
             findings.push(Finding {

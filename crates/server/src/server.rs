@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use misdirect_authority::HostName;
-use misdirect_coalesce::{Alpn, ConnectionContext, Handshake, TlsVersion, VhostId};
+use misdirect_coalesce::{ConnectionContext, VhostId};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -446,27 +446,8 @@ async fn handshake(
         .into_stream(vhost.tls.clone())
         .await
         .map_err(|err| HandshakeFailure::io(sni_raw.clone(), err))?;
-    let session = stream.get_ref().1;
-    let mut handshake = Handshake::new(presented)
-        .sni(sni)
-        // rustls finishes a handshake with a client certificate only when this virtual
-        // host's own verifier accepted it; a resumed session carries the certificate
-        // verified when it was made, by the same configuration (session caches are per
-        // virtual host).
-        .client_certificate_verified(session.peer_certificates().is_some_and(|c| !c.is_empty()));
-    match session.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => {
-            handshake = handshake.tls_version(TlsVersion::Tls13)
-        }
-        Some(rustls::ProtocolVersion::TLSv1_2) => {
-            handshake = handshake.tls_version(TlsVersion::Tls12)
-        }
-        _ => {}
-    }
-    if let Some(id) = session.alpn_protocol() {
-        handshake = handshake.alpn(Alpn::from_id(id));
-    }
-    let context = core.on_handshake(handshake);
+    // The core makes the connection's facts, its client-certificate fact included.
+    let context = ConnectionContext::from_rustls(core, presented, stream.get_ref().1);
     Ok((
         stream,
         Conn {
