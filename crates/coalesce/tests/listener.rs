@@ -252,3 +252,82 @@ fn trust_anchor_sets_are_identified_by_their_certificates() {
     );
     assert_eq!(sets.len(), 3);
 }
+
+/// A refusal is rendered in the media type the request's `Accept` asks for, never cached,
+/// with its length; the JSON forms carry the reason code.
+#[test]
+fn refusals_follow_accept() {
+    let f = fixture(false, Unknown::Misdirected);
+    let l = &f.listener;
+    let conn = l.on_handshake(Handshake::new(f.a).sni(Some(sni("a.test"))).alpn(Alpn::H2));
+    for (accept, content_type) in [
+        ("application/problem+json", "application/problem+json"),
+        ("application/json", "application/json"),
+        ("text/html", "text/html; charset=utf-8"),
+        ("*/*", "text/plain; charset=utf-8"),
+    ] {
+        let mut parts = h2(Method::GET, "https://c.wild.test/");
+        parts
+            .headers
+            .insert(http::header::ACCEPT, accept.parse().unwrap());
+        let Outcome::Respond { response, refusal } = l.on_request(&conn, &parts) else {
+            panic!("{accept}: served");
+        };
+        assert_eq!(refusal.reason, Some(Reason::CertificateDoesNotCover));
+        assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST);
+        let headers = response.headers();
+        assert_eq!(
+            headers[http::header::CONTENT_TYPE],
+            content_type,
+            "{accept}"
+        );
+        assert_eq!(headers[http::header::CACHE_CONTROL], "no-store");
+        assert_eq!(
+            headers[http::header::CONTENT_LENGTH],
+            response.body().len().to_string().as_str()
+        );
+        let body = std::str::from_utf8(response.body()).unwrap();
+        assert!(
+            body.contains("certificate-does-not-cover"),
+            "{accept}: {body}"
+        );
+    }
+}
+
+/// HTTP/1.1 targets: a malformed one is a 400 with its own code; the absolute form's
+/// authority, not `Host`, is the one decided (RFC 9112 §3.2.2).
+#[test]
+fn http1_targets_are_decided_from_the_absolute_form_else_host() {
+    let f = fixture(false, Unknown::Misdirected);
+    let l = &f.listener;
+    let conn = l.on_handshake(
+        Handshake::new(f.a)
+            .sni(Some(sni("a.test")))
+            .alpn(Alpn::Http11),
+    );
+    let h1 = |uri: &str, hosts: &[&str]| {
+        let mut parts = http::Request::get(uri).body(()).unwrap().into_parts().0;
+        for host in hosts {
+            parts
+                .headers
+                .append(http::header::HOST, host.parse().unwrap());
+        }
+        parts
+    };
+    let code = |parts: &http::request::Parts| match l.on_request(&conn, parts) {
+        Outcome::Serve { vhost, .. } => Err(vhost),
+        Outcome::Respond { refusal, .. } => Ok((refusal.status.as_u16(), refusal.reason)),
+        other => panic!("{other:?}"),
+    };
+    let bad = |kind| Ok((400, Some(Reason::BadRequest(kind))));
+    use misdirect_authority::TargetErrorKind as K;
+    assert_eq!(code(&h1("/", &["a.test", "a.test"])), bad(K::DuplicateHost));
+    assert_eq!(code(&h1("/", &[])), bad(K::MissingHost));
+    assert_eq!(code(&h1("/", &["a.test:99999"])), bad(K::InvalidHost));
+    assert_eq!(code(&h1("/", &["b.test"])), Err(f.b));
+    assert_eq!(code(&h1("https://b.test/path", &["c.test"])), Err(f.b));
+    assert_eq!(
+        code(&h1("https://c.wild.test/", &["b.test"])),
+        Ok((421, Some(Reason::CertificateDoesNotCover)))
+    );
+}

@@ -48,6 +48,8 @@ mod conn;
 pub mod embedded;
 mod error;
 mod files;
+#[cfg(test)]
+mod in_memory;
 pub mod probe;
 mod server;
 mod serving;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use misdirect_authority::HostName;
 use misdirect_coalesce::{ConnectionContext, VhostId};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::LazyConfigAcceptor;
@@ -51,7 +51,26 @@ pub(crate) struct Shared {
 }
 
 /// The stream a connection is served on once its handshake is done.
-pub(crate) type Stream = Tracked<TlsStream<TcpStream>>;
+pub(crate) type Stream<T = TcpStream> = Tracked<TlsStream<T>>;
+
+/// A client's byte stream: a TCP socket, or an in-memory pipe in tests. `peek` looks at the
+/// first bytes without consuming them, to tell a TLS ClientHello from plain HTTP.
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Reads into `buf` what has arrived without consuming it; waits for at least one byte.
+    fn peek<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
+}
+
+impl Transport for TcpStream {
+    fn peek<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        TcpStream::peek(self, buf)
+    }
+}
 
 /// One bound listener.
 #[derive(Debug)]
@@ -78,9 +97,7 @@ impl Server {
     /// Loads the configuration's certificates and keys, builds the virtual-host tables and
     /// binds every listener.
     pub async fn bind(config: Config) -> Result<Self, Error> {
-        let site = Site::load(&config)?;
         let mut sockets = Vec::with_capacity(config.listeners.len());
-        let mut listeners = Vec::with_capacity(config.listeners.len());
         for listener in &config.listeners {
             let socket = TcpListener::bind(listener.addr).await.map_err(|err| {
                 Error::new(
@@ -90,33 +107,20 @@ impl Server {
                 .with_source(err)
                 .in_file(&config.source)
             })?;
-            let local = socket.local_addr().map_err(|err| {
+            sockets.push(socket);
+        }
+        let mut locals = Vec::with_capacity(sockets.len());
+        for (socket, listener) in sockets.iter().zip(&config.listeners) {
+            locals.push(socket.local_addr().map_err(|err| {
                 Error::new(
                     ErrorKind::Bind,
                     format!("listener {}: {err}", listener.addr),
                 )
                 .with_source(err)
-            })?;
-            let ports = listener
-                .public_ports
-                .clone()
-                .unwrap_or_else(|| vec![local.port()]);
-            let table =
-                Table::build(&site, listener, &ports).map_err(|err| err.in_file(&config.source))?;
-            listeners.push(ListenerState {
-                local,
-                table,
-                connections: Registry::new(config.limits.max_connections),
-            });
-            sockets.push(socket);
+            })?);
         }
         Ok(Self {
-            shared: Arc::new(Shared {
-                site,
-                listeners,
-                limits: config.limits,
-                handshake_log: RateLimit::new(std::time::Duration::from_secs(1)),
-            }),
+            shared: Arc::new(Shared::build(&config, &locals)?),
             sockets,
         })
     }
@@ -175,6 +179,34 @@ impl Server {
                         .await;
             }
         }
+    }
+}
+
+impl Shared {
+    /// Loads the site and builds each listener's table, for listeners bound at `locals`
+    /// (one address per configured listener, in order).
+    pub(crate) fn build(config: &Config, locals: &[SocketAddr]) -> Result<Self, Error> {
+        let site = Site::load(config)?;
+        let mut listeners = Vec::with_capacity(locals.len());
+        for (listener, &local) in config.listeners.iter().zip(locals) {
+            let ports = listener
+                .public_ports
+                .clone()
+                .unwrap_or_else(|| vec![local.port()]);
+            let table =
+                Table::build(&site, listener, &ports).map_err(|err| err.in_file(&config.source))?;
+            listeners.push(ListenerState {
+                local,
+                table,
+                connections: Registry::new(config.limits.max_connections),
+            });
+        }
+        Ok(Self {
+            site,
+            listeners,
+            limits: config.limits,
+            handshake_log: RateLimit::new(std::time::Duration::from_secs(1)),
+        })
     }
 }
 
@@ -290,10 +322,10 @@ async fn accept_loop(
     }
 }
 
-async fn connection(
+pub(crate) async fn connection<T: Transport>(
     shared: Arc<Shared>,
     listener: usize,
-    tcp: TcpStream,
+    tcp: T,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
     registration: Registration,
@@ -407,12 +439,12 @@ fn looks_like_plain_http(first: &[u8]) -> bool {
 /// Reads the ClientHello, picks the virtual host by SNI (exact, then wildcard, else the
 /// listener's default), completes the handshake with that virtual host's own rustls
 /// configuration and records the connection's context.
-async fn handshake(
+async fn handshake<T: Transport>(
     shared: &Shared,
     listener: usize,
-    mut tcp: TcpStream,
+    mut tcp: T,
     peer: SocketAddr,
-) -> Result<(TlsStream<TcpStream>, Conn), HandshakeFailure> {
+) -> Result<(TlsStream<T>, Conn), HandshakeFailure> {
     let state = &shared.listeners[listener];
     let mut first = [0u8; 3];
     let seen = tcp

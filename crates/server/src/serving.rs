@@ -16,16 +16,16 @@ use tokio::sync::watch;
 use crate::config::Respond;
 use crate::conn::{Activity, Expired, Watchdog};
 use crate::files::{self, Body};
-use crate::server::{Conn, Shared, Stream};
+use crate::server::{Conn, Shared, Stream, Transport};
 
 /// Serves HTTP/1.1 until the client closes, a response says `Connection: close` (every
 /// 421), the connection is idle for `idle_timeout` or a request head takes longer than
 /// `header_read_timeout`, the registry reclaims it, or shutdown: then the current response
 /// is finished and the connection closed.
-pub(crate) async fn serve_h1(
+pub(crate) async fn serve_h1<T: Transport>(
     shared: Arc<Shared>,
     conn: Arc<Conn>,
-    stream: Stream,
+    stream: Stream<T>,
     mut stop: watch::Receiver<bool>,
     activity: Arc<Activity>,
 ) {
@@ -85,10 +85,10 @@ pub(crate) async fn serve_h1(
 /// shutdown. Idle, reclaim and shutdown send GOAWAY and let the streams in flight finish
 /// (within `request_timeout`, or `shutdown_timeout` on shutdown). A 421 is per stream: the
 /// connection stays open.
-pub(crate) async fn serve_h2(
+pub(crate) async fn serve_h2<T: Transport>(
     shared: Arc<Shared>,
     conn: Arc<Conn>,
-    stream: Stream,
+    stream: Stream<T>,
     mut stop: watch::Receiver<bool>,
     activity: Arc<Activity>,
 ) {

@@ -97,41 +97,6 @@ async fn absolute_form_overrides_host() {
 }
 
 #[tokio::test]
-async fn refusal_body_follows_accept() {
-    let (site, server) = secure_site("accept").await;
-    let cases = [
-        ("application/problem+json", "application/problem+json"),
-        ("application/json", "application/json"),
-        ("text/html", "text/html; charset=utf-8"),
-        ("*/*", "text/plain; charset=utf-8"),
-    ];
-    let mut h2 = connect(&site, &server, "a.test", Proto::H2).await;
-    for (accept, content_type) in cases {
-        let req = Request::get("https://c.test/")
-            .header(header::ACCEPT, accept)
-            .body(())
-            .unwrap();
-        let resp = h2.send(req).await.unwrap();
-        assert_eq!(resp.status, 421, "{accept}");
-        assert_eq!(resp.headers[header::CONTENT_TYPE], content_type, "{accept}");
-        assert_eq!(resp.headers[header::CACHE_CONTROL], "no-store");
-        assert_eq!(
-            resp.headers[header::CONTENT_LENGTH],
-            resp.body.len().to_string().as_str()
-        );
-        if accept.contains("json") {
-            let json: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
-            let text = json.to_string();
-            assert!(
-                text.contains("certificate-does-not-cover"),
-                "{accept}: {text}"
-            );
-        }
-    }
-    server.shutdown().await;
-}
-
-#[tokio::test]
 async fn h1_closes_after_421_h2_keeps_the_connection() {
     let (site, server) = secure_site("close").await;
     let mut h1 = connect(&site, &server, "a.test", Proto::H1).await;
