@@ -316,7 +316,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
 /// The open connections of one listener.
 #[derive(Debug)]
 pub(crate) struct Registry {
-    max: usize,
+    /// `max_connections`; a reload may change it.
+    max: AtomicUsize,
     slots: Mutex<Slots>,
     /// Connections closed to make room.
     reclaimed: AtomicU64,
@@ -373,7 +374,7 @@ pub(crate) enum Admission {
 impl Registry {
     pub(crate) fn new(max: usize) -> Arc<Self> {
         Arc::new(Self {
-            max,
+            max: AtomicUsize::new(max),
             slots: Mutex::new(Slots::default()),
             reclaimed: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -392,7 +393,7 @@ impl Registry {
     pub(crate) fn admit(self: &Arc<Self>) -> Admission {
         let mut slots = self.lock();
         let mut reclaimed = false;
-        if slots.open - slots.closing >= self.max {
+        if slots.open - slots.closing >= self.max() {
             if Self::reclaim_locked(&mut slots, 1) == 0 {
                 drop(slots);
                 self.refused.fetch_add(1, Ordering::Relaxed);
@@ -457,9 +458,15 @@ impl Registry {
         victims.len()
     }
 
+    /// Sets `max_connections` (a reload): connections over a lower limit are not closed,
+    /// new ones wait for room as usual.
+    pub(crate) fn set_max(&self, max: usize) {
+        self.max.store(max, Ordering::Relaxed);
+    }
+
     /// The listener's `max_connections`.
     pub(crate) fn max(&self) -> usize {
-        self.max
+        self.max.load(Ordering::Relaxed)
     }
 
     /// Open connections.

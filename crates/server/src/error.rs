@@ -60,6 +60,9 @@ pub enum ErrorKind {
     Timeout,
     /// `misdirect probe`: the server broke the HTTP protocol or closed the connection.
     Protocol,
+    /// A reload could not be asked for: the server is not running, or has no configuration
+    /// file to read again. (A configuration that fails to load keeps its own kind.)
+    Reload,
 }
 
 impl Error {

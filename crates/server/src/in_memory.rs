@@ -94,7 +94,7 @@ impl Pair {
         let addr: SocketAddr = "127.0.0.1:8443".parse().unwrap();
         let embedded = Embedded::generate(&dir, addr).unwrap();
         embedded.write_files().unwrap();
-        let shared = Arc::new(Shared::build(embedded.config(), &[addr]).unwrap());
+        let shared = Arc::new(Shared::build(embedded.config(), &[addr], &[]).unwrap());
         let (stop, _) = watch::channel(false);
         Self { shared, dir, stop }
     }

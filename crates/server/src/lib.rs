@@ -58,4 +58,4 @@ mod tables;
 
 pub use config::Config;
 pub use error::{Error, ErrorKind};
-pub use server::Server;
+pub use server::{ReloadHandle, Server};

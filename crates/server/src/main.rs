@@ -99,6 +99,9 @@ enum Format {
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
     /// The TOML configuration (see docs/server.md). Without it: the embedded set-up.
+    /// SIGHUP reads it again (run `misdirect check` on the new file first): new connections
+    /// get the new configuration and certificates, open ones keep theirs; a file that fails
+    /// to load changes nothing.
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Listen on this IP address instead of the configured one.
@@ -227,10 +230,20 @@ fn serve(args: ServeArgs) -> ExitCode {
         if let Err(err) = config.override_addr(args.bind, args.port) {
             return fail(&err);
         }
-        let server = match Server::bind(config).await {
+        let mut server = match Server::bind(config).await {
             Ok(server) => server,
             Err(err) => return fail(&err),
         };
+        if let Some(path) = args.config.clone() {
+            // A reload reads the same file, with the same command-line overrides.
+            let (bind, port) = (args.bind, args.port);
+            server = server.reload_from(move || {
+                let mut config = Config::from_file(&path)?;
+                config.override_addr(bind, port)?;
+                Ok(config)
+            });
+        }
+        reload_on_hangup(server.reload_handle());
         // Only a server that got its port replaces the files a running one may be using.
         if let Some(embedded) = &embedded {
             if let Err(err) = embedded.write_files() {
@@ -274,6 +287,29 @@ fn init_logs(format: LogFormat) {
             .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+/// SIGHUP (what `systemctl reload` sends with `ExecReload=/bin/kill -HUP $MAINPID`)
+/// reloads the configuration; the server logs the outcome.
+fn reload_on_hangup(handle: misdirect_server::ReloadHandle) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangup) => {
+                tokio::spawn(async move {
+                    while hangup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading the configuration");
+                        // The server logs the outcome, with the reason of a failure.
+                        let _ = handle.reload().await;
+                    }
+                });
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot listen for SIGHUP: no reloads"),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(handle);
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

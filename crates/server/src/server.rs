@@ -9,7 +9,7 @@ use misdirect_authority::HostName;
 use misdirect_coalesce::{ConnectionContext, VhostId};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -34,10 +34,84 @@ use crate::tables::Table;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug)]
 pub struct Server {
     shared: Arc<Shared>,
-    sockets: Vec<TcpListener>,
+    /// Each listener's socket and the address it was configured with.
+    sockets: Vec<(SocketAddr, TcpListener)>,
+    loader: Option<Loader>,
+    reloads: mpsc::Receiver<ReloadRequest>,
+    reload_handle: ReloadHandle,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addrs", &self.local_addrs())
+            .field("reloads_from_a_loader", &self.loader.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the configuration again for a reload.
+type Loader = Arc<dyn Fn() -> Result<Config, Error> + Send + Sync>;
+
+/// One reload: a configuration to apply (`None`: the server's loader reads it), and where
+/// to say how it went.
+struct ReloadRequest {
+    config: Option<Config>,
+    done: oneshot::Sender<Result<Vec<SocketAddr>, Error>>,
+}
+
+/// Asks a running [`Server`] to reload its configuration: every certificate and key is read
+/// again; new connections get the new configuration while existing ones keep theirs until
+/// they end; listeners whose address is unchanged keep their socket, so no connection is
+/// refused meanwhile; added listeners are bound and removed ones closed. A configuration
+/// that fails to load changes nothing.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), misdirect_server::Error> {
+/// use misdirect_server::{Config, Server};
+///
+/// let path = "misdirect.toml";
+/// let server = Server::bind(Config::from_file(path)?)
+///     .await?
+///     .reload_from(move || Config::from_file(path));
+/// let reload = server.reload_handle();
+/// tokio::spawn(server.run(std::future::pending()));
+/// // Later, for instance on SIGHUP:
+/// match reload.reload().await {
+///     Ok(addrs) => println!("reloaded; listening on {addrs:?}"),
+///     Err(err) => eprintln!("reload failed, still serving the previous configuration: {err}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct ReloadHandle {
+    requests: mpsc::Sender<ReloadRequest>,
+}
+
+impl ReloadHandle {
+    /// Reads the configuration with the server's loader ([`Server::reload_from`]) and
+    /// applies it; returns the bound address of each listener, in configuration order.
+    pub async fn reload(&self) -> Result<Vec<SocketAddr>, Error> {
+        self.send(None).await
+    }
+
+    /// Applies `config`.
+    pub async fn reload_config(&self, config: Config) -> Result<Vec<SocketAddr>, Error> {
+        self.send(Some(config)).await
+    }
+
+    async fn send(&self, config: Option<Config>) -> Result<Vec<SocketAddr>, Error> {
+        let stopped = || Error::new(ErrorKind::Reload, "the server is not running");
+        let (done, answer) = oneshot::channel();
+        self.requests
+            .send(ReloadRequest { config, done })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
 }
 
 /// What every connection task reads.
@@ -99,30 +173,33 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Self, Error> {
         let mut sockets = Vec::with_capacity(config.listeners.len());
         for listener in &config.listeners {
-            let socket = TcpListener::bind(listener.addr).await.map_err(|err| {
-                Error::new(
-                    ErrorKind::Bind,
-                    format!("listener {}: cannot listen: {err}", listener.addr),
-                )
-                .with_source(err)
-                .in_file(&config.source)
-            })?;
-            sockets.push(socket);
+            sockets.push((listener.addr, bind_listener(&config, listener.addr).await?));
         }
-        let mut locals = Vec::with_capacity(sockets.len());
-        for (socket, listener) in sockets.iter().zip(&config.listeners) {
-            locals.push(socket.local_addr().map_err(|err| {
-                Error::new(
-                    ErrorKind::Bind,
-                    format!("listener {}: {err}", listener.addr),
-                )
-                .with_source(err)
-            })?);
-        }
+        let locals = local_addrs(&sockets)?;
+        let (requests, reloads) = mpsc::channel(4);
         Ok(Self {
-            shared: Arc::new(Shared::build(&config, &locals)?),
+            shared: Arc::new(Shared::build(&config, &locals, &[])?),
             sockets,
+            loader: None,
+            reloads,
+            reload_handle: ReloadHandle { requests },
         })
+    }
+
+    /// Reloads read the configuration with `load` (typically `Config::from_file` on the
+    /// file the server started from). Without it, only
+    /// [`ReloadHandle::reload_config`] can reload.
+    pub fn reload_from(
+        mut self,
+        load: impl Fn() -> Result<Config, Error> + Send + Sync + 'static,
+    ) -> Self {
+        self.loader = Some(Arc::new(load));
+        self
+    }
+
+    /// A handle that reloads the running server (SIGHUP, the admin endpoint, tests).
+    pub fn reload_handle(&self) -> ReloadHandle {
+        self.reload_handle.clone()
     }
 
     /// The bound address of each listener, in configuration order (useful with port 0).
@@ -132,42 +209,77 @@ impl Server {
 
     /// Serves until `shutdown` completes, then stops accepting, asks every connection to
     /// finish (HTTP/2 GOAWAY, HTTP/1.1 close after the current response) and waits up to
-    /// `limits.shutdown_timeout_secs` before closing what is left.
+    /// `limits.shutdown_timeout_secs` before closing what is left. Meanwhile it applies
+    /// the reloads its [`ReloadHandle`]s ask for, one at a time.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Self {
+            mut shared,
+            sockets,
+            loader,
+            mut reloads,
+            reload_handle,
+        } = self;
+        // The server's own handle must not keep the reload channel open after it stops.
+        drop(reload_handle);
         let (stop_tx, stop_rx) = watch::channel(false);
         let (kill_tx, kill_rx) = watch::channel(false);
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-        raise_file_limit(&self.shared);
-        for (index, socket) in self.sockets.into_iter().enumerate() {
-            let listener = &self.shared.listeners[index];
-            // One event per public port: log formats have no arrays, and a number stays one.
-            for port in listener.table.vhosts().ports() {
-                tracing::info!(
-                    addr = %listener.local,
-                    public_port = *port,
-                    policy = listener.table.vhosts().policy().as_str(),
-                    vhosts = listener.table.vhosts().len(),
-                    "listening"
-                );
-            }
-            tokio::spawn(accept_loop(
-                self.shared.clone(),
-                index,
-                socket,
-                stop_rx.clone(),
-                kill_rx.clone(),
-                alive_tx.clone(),
-            ));
+        raise_file_limit(&shared);
+        let spawner = Spawner {
+            stop: stop_rx,
+            kill: kill_rx,
+            alive: alive_tx,
+        };
+        let mut live = Vec::with_capacity(sockets.len());
+        for (index, (configured, socket)) in sockets.into_iter().enumerate() {
+            live.push(spawner.listen(&shared, index, configured, socket));
         }
-        drop(alive_tx);
-        shutdown.await;
-        let timeout = self.shared.limits.shutdown_timeout;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(request) = reloads.recv() => {
+                    let result = match request.config {
+                        Some(config) => Ok(config),
+                        None => match &loader {
+                            Some(load) => load(),
+                            None => Err(Error::new(
+                                ErrorKind::Reload,
+                                "this server has no configuration file to read again \
+                                 (the embedded set-up, or no loader was given)",
+                            )),
+                        },
+                    };
+                    let result = match result {
+                        Ok(config) => reload(&spawner, &mut shared, &mut live, config).await,
+                        Err(err) => Err(err),
+                    };
+                    match &result {
+                        Ok(addrs) => tracing::info!(
+                            listeners = addrs.len(),
+                            vhosts = shared.site.vhosts.len(),
+                            "configuration reloaded: new connections use it, open ones keep theirs"
+                        ),
+                        Err(err) => tracing::warn!(
+                            error = %err,
+                            "reload failed; still serving the previous configuration"
+                        ),
+                    }
+                    let _ = request.done.send(result);
+                }
+            }
+        }
+        drop(spawner);
+        let timeout = shared.limits.shutdown_timeout;
         tracing::info!(
             timeout_secs = timeout.as_secs_f64(),
             "shutting down: no new connections, finishing requests in flight"
         );
         // Only this function sends; the receivers may all be gone already.
         let _ = stop_tx.send(true);
+        for listener in &live {
+            let _ = listener.current.send(None);
+        }
         match tokio::time::timeout(timeout, alive_rx.recv()).await {
             Ok(_) => tracing::info!("all connections finished"),
             Err(_) => {
@@ -182,10 +294,165 @@ impl Server {
     }
 }
 
+/// A listener being served: the address it was configured with, and the channel that
+/// hands its accept loop each new configuration (`None` closes it).
+struct LiveListener {
+    configured: SocketAddr,
+    local: SocketAddr,
+    current: watch::Sender<Option<(Arc<Shared>, usize)>>,
+}
+
+/// What every accept loop shares: the shutdown flags and the liveness channel.
+struct Spawner {
+    stop: watch::Receiver<bool>,
+    kill: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+}
+
+impl Spawner {
+    /// Starts serving `socket` as listener `index` of `shared`.
+    fn listen(
+        &self,
+        shared: &Arc<Shared>,
+        index: usize,
+        configured: SocketAddr,
+        socket: TcpListener,
+    ) -> LiveListener {
+        let listener = &shared.listeners[index];
+        // One event per public port: log formats have no arrays, and a number stays one.
+        for port in listener.table.vhosts().ports() {
+            tracing::info!(
+                addr = %listener.local,
+                public_port = *port,
+                policy = listener.table.vhosts().policy().as_str(),
+                vhosts = listener.table.vhosts().len(),
+                "listening"
+            );
+        }
+        let (current, receiver) = watch::channel(Some((shared.clone(), index)));
+        tokio::spawn(accept_loop(
+            receiver,
+            socket,
+            self.stop.clone(),
+            self.kill.clone(),
+            self.alive.clone(),
+        ));
+        LiveListener {
+            configured,
+            local: listener.local,
+            current,
+        }
+    }
+}
+
+/// Applies a new configuration: binds the listeners it adds, builds every table (reading
+/// every certificate and key again), then — only when all of that worked — hands the new
+/// state to the accept loops it keeps, starts the added ones and closes the removed ones.
+async fn reload(
+    spawner: &Spawner,
+    shared: &mut Arc<Shared>,
+    live: &mut Vec<LiveListener>,
+    config: Config,
+) -> Result<Vec<SocketAddr>, Error> {
+    // Sockets: kept where the configured address is unchanged, else bound now.
+    let mut kept: Vec<Option<usize>> = Vec::with_capacity(config.listeners.len());
+    let mut bound: Vec<Option<TcpListener>> = Vec::with_capacity(config.listeners.len());
+    let mut locals = Vec::with_capacity(config.listeners.len());
+    for listener in &config.listeners {
+        let old = (0..live.len())
+            .find(|&i| live[i].configured == listener.addr && !kept.contains(&Some(i)));
+        match old {
+            Some(i) => {
+                kept.push(Some(i));
+                bound.push(None);
+                locals.push(live[i].local);
+            }
+            None => {
+                // Dropped on failure: nothing was served on it yet.
+                let socket = bind_listener(&config, listener.addr).await?;
+                let local = socket.local_addr().map_err(|err| {
+                    Error::new(
+                        ErrorKind::Bind,
+                        format!("listener {}: {err}", listener.addr),
+                    )
+                    .with_source(err)
+                })?;
+                kept.push(None);
+                bound.push(Some(socket));
+                locals.push(local);
+            }
+        }
+    }
+    let previous: Vec<(SocketAddr, Arc<Registry>)> = kept
+        .iter()
+        .flatten()
+        .filter_map(|&i| {
+            let state = shared.listeners.iter().find(|l| l.local == live[i].local)?;
+            Some((live[i].local, state.connections.clone()))
+        })
+        .collect();
+    let next = Arc::new(Shared::build(&config, &locals, &previous)?);
+
+    // Commit: nothing below can fail.
+    let mut next_live = Vec::with_capacity(config.listeners.len());
+    let mut old_live: Vec<Option<LiveListener>> =
+        std::mem::take(live).into_iter().map(Some).collect();
+    for (index, (keep, socket)) in kept.into_iter().zip(bound).enumerate() {
+        let configured = config.listeners[index].addr;
+        match (keep, socket) {
+            (Some(i), _) => {
+                let listener = old_live[i].take().expect("each kept listener is used once");
+                let _ = listener.current.send(Some((next.clone(), index)));
+                next_live.push(listener);
+            }
+            (None, Some(socket)) => {
+                next_live.push(spawner.listen(&next, index, configured, socket))
+            }
+            (None, None) => unreachable!("a listener is either kept or bound"),
+        }
+    }
+    for removed in old_live.into_iter().flatten() {
+        tracing::info!(addr = %removed.local, "listener removed by the reload: closed");
+        let _ = removed.current.send(None);
+    }
+    *live = next_live;
+    *shared = next;
+    Ok(locals)
+}
+
+async fn bind_listener(config: &Config, addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr).await.map_err(|err| {
+        Error::new(
+            ErrorKind::Bind,
+            format!("listener {addr}: cannot listen: {err}"),
+        )
+        .with_source(err)
+        .in_file(&config.source)
+    })
+}
+
+fn local_addrs(sockets: &[(SocketAddr, TcpListener)]) -> Result<Vec<SocketAddr>, Error> {
+    sockets
+        .iter()
+        .map(|(configured, socket)| {
+            socket.local_addr().map_err(|err| {
+                Error::new(ErrorKind::Bind, format!("listener {configured}: {err}"))
+                    .with_source(err)
+            })
+        })
+        .collect()
+}
+
 impl Shared {
     /// Loads the site and builds each listener's table, for listeners bound at `locals`
-    /// (one address per configured listener, in order).
-    pub(crate) fn build(config: &Config, locals: &[SocketAddr]) -> Result<Self, Error> {
+    /// (one address per configured listener, in order). A listener whose socket a reload
+    /// keeps keeps its connection registry (`previous`, by bound address), so its open
+    /// connections still count against `max_connections`.
+    pub(crate) fn build(
+        config: &Config,
+        locals: &[SocketAddr],
+        previous: &[(SocketAddr, Arc<Registry>)],
+    ) -> Result<Self, Error> {
         let site = Site::load(config)?;
         let mut listeners = Vec::with_capacity(locals.len());
         for (listener, &local) in config.listeners.iter().zip(locals) {
@@ -195,10 +462,17 @@ impl Shared {
                 .unwrap_or_else(|| vec![local.port()]);
             let table =
                 Table::build(&site, listener, &ports).map_err(|err| err.in_file(&config.source))?;
+            let connections = match previous.iter().find(|(addr, _)| *addr == local) {
+                Some((_, registry)) => {
+                    registry.set_max(config.limits.max_connections);
+                    registry.clone()
+                }
+                None => Registry::new(config.limits.max_connections),
+            };
             listeners.push(ListenerState {
                 local,
                 table,
-                connections: Registry::new(config.limits.max_connections),
+                connections,
             });
         }
         Ok(Self {
@@ -243,21 +517,29 @@ impl ListenerState {
 const RECLAIM_ON_EMFILE: usize = 16;
 
 async fn accept_loop(
-    shared: Arc<Shared>,
-    index: usize,
+    mut current: watch::Receiver<Option<(Arc<Shared>, usize)>>,
     socket: TcpListener,
     mut stop: watch::Receiver<bool>,
     kill: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
-    let registry = shared.listeners[index].connections.clone();
     let accept_log = RateLimit::new(std::time::Duration::from_secs(5));
     let refuse_log = RateLimit::new(std::time::Duration::from_secs(5));
     loop {
         let accepted = tokio::select! {
             accepted = socket.accept() => accepted,
             _ = crate::server::raised(&mut stop) => break,
+            // A reload removed this listener (or the server stopped): close the socket.
+            changed = current.wait_for(Option::is_none) => {
+                let _ = changed.map(|_| ());
+                break;
+            }
         };
+        // The configuration in force when the connection arrived; it keeps it to the end.
+        let Some((shared, index)) = current.borrow().clone() else {
+            break;
+        };
+        let registry = &shared.listeners[index].connections;
         let (tcp, peer) = match accepted {
             Ok(pair) => pair,
             Err(err) => {
@@ -308,7 +590,6 @@ async fn accept_loop(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let shared = shared.clone();
         let stop = stop.clone();
         let mut kill = kill.clone();
         let alive = alive.clone();

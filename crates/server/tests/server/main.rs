@@ -11,5 +11,6 @@ mod hardening;
 mod limits;
 mod logs;
 mod matrix;
+mod reload;
 mod requirements;
 mod support;

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use misdirect_server::{Config, Server};
+use misdirect_server::{Config, ReloadHandle, Server};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
@@ -105,6 +105,8 @@ impl Ca {
 /// A server running in this process.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Reloads re-read the file the server started from (`start`), or take a `Config`.
+    pub reload: ReloadHandle,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -113,11 +115,20 @@ impl TestServer {
     /// Starts the configuration file at `path` on its (ephemeral) address.
     pub async fn start(path: &Path) -> Self {
         let config = Config::from_file(path).unwrap_or_else(|e| panic!("{e}"));
-        Self::start_config(config).await
+        let path = path.to_path_buf();
+        Self::run(Server::bind(config).await, Some(path))
     }
 
     pub async fn start_config(config: Config) -> Self {
-        let server = Server::bind(config).await.unwrap_or_else(|e| panic!("{e}"));
+        Self::run(Server::bind(config).await, None)
+    }
+
+    fn run(server: Result<Server, misdirect_server::Error>, path: Option<PathBuf>) -> Self {
+        let mut server = server.unwrap_or_else(|e| panic!("{e}"));
+        if let Some(path) = path {
+            server = server.reload_from(move || Config::from_file(&path));
+        }
+        let reload = server.reload_handle();
         let addr = server.local_addrs()[0];
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
@@ -125,6 +136,7 @@ impl TestServer {
         }));
         Self {
             addr,
+            reload,
             stop: Some(stop),
             task: Some(task),
         }
