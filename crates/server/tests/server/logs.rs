@@ -120,3 +120,77 @@ fn json_logs_ports_as_numbers_and_warn_about_a_client_cert_default() {
     // The listener as configured.
     assert_eq!(warnings[0]["listener"], "127.0.0.1:0");
 }
+
+/// SIGHUP (what `systemctl reload` sends) reloads the configuration file and keeps the
+/// process serving; a file that fails to load is logged with its reason and changes
+/// nothing.
+#[cfg(unix)]
+#[test]
+fn sighup_reloads_and_a_broken_file_is_logged() {
+    let site = Site::new("logs-sighup");
+    let text = site.config("secure", "");
+    let path = site.write("hup.toml", &text);
+    let mut child: Child = Command::new(BIN)
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let Ok(value) = serde_json::from_str(&line) else {
+                continue;
+            };
+            if tx.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |message: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line)
+                    if line["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with(message)) =>
+                {
+                    return Some(line);
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        None
+    };
+    let hangup = || {
+        let status = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    assert!(wait_for("listening").is_some());
+
+    hangup();
+    assert!(wait_for("configuration reloaded").is_some());
+
+    std::fs::write(&path, text.replace("shared.key", "gone.key")).unwrap();
+    hangup();
+    let failed = wait_for("reload failed").expect("a failed reload is logged");
+    assert!(
+        failed["error"].as_str().unwrap().contains("gone.key"),
+        "{failed}"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP ended the server"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+}
