@@ -19,6 +19,12 @@ use crate::pattern::Pattern;
 /// [`resolve`](ResolvesServerCert::resolve): after the handshake, call it with the
 /// connection's `server_name()` to record which entry served the connection.
 ///
+/// It chooses by *certificate* names, for a server that has certificates and no virtual
+/// hosts. A server with virtual hosts chooses by virtual-host names, and needs each virtual
+/// host's own client-certificate verifier, versions and ALPN: use
+/// `misdirect_coalesce::RustlsListener` (feature `rustls`), which makes that choice with
+/// the same `Listener::select` the 421 decision trusts.
+///
 /// ```
 /// use std::sync::Arc;
 /// use misdirect_certmatch::{Chosen, SniResolver};
