@@ -120,7 +120,7 @@ where
         match self.listener.on_request(conn, &parts) {
             Outcome::Serve { vhost, warning } => {
                 if let Some(warning) = &warning {
-                    warning.log(None);
+                    self.listener.log_refusal(warning, None);
                 }
                 let mut request = Request::from_parts(parts, body);
                 request.extensions_mut().insert(ServedBy {
@@ -130,7 +130,7 @@ where
                 ResponseFuture::inner(self.inner.call(request))
             }
             Outcome::Respond { response, refusal } => {
-                refusal.log(None);
+                self.listener.log_refusal(&refusal, None);
                 ResponseFuture::ready(response.map(ResBody::from))
             }
         }

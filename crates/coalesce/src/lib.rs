@@ -11,7 +11,10 @@
 //! - [`Listener`]: the sans-IO core of a TLS listener — [`Listener::select`] (the SNI choice),
 //!   [`Listener::on_handshake`] (the connection's context from what the TLS stack reports)
 //!   and [`Listener::on_request`] (an [`Outcome`]: serve, or a rendered refusal with the
-//!   [`Refusal`] to log). The server and the tower layer both drive it.
+//!   [`Refusal`] to log, within the listener's [`RefusalLog`] budget through
+//!   [`Listener::log_refusal`]). The server and the tower layer both drive it.
+//! - [`Listener::origins`]: the [`OriginSet`] a connection serves, and
+//!   [`Listener::origin_frame`] the HTTP/2 `ORIGIN` frame (RFC 8336) that announces it.
 //! - [`VirtualHosts`]: the listener's virtual hosts ([`VirtualHost`]: names, certificate
 //!   identities, client-certificate requirement, minimum TLS version, ALPN, policy
 //!   override), scheme, public ports, [`Policy`] level, `warn_only`, and what unknown hosts
@@ -68,7 +71,9 @@
 //!   ClientHello by the listener core), `vhost_server_config` and
 //!   `ConnectionContext::from_rustls`.
 //!
-//! No I/O, no clocks, no runtime: plain values in, decisions out.
+//! No I/O and no runtime: plain values in, decisions out. The one clock read is
+//! [`RefusalLog::record`]'s monotonic `Instant::now()` (pass the time with
+//! [`RefusalLog::record_at`] to avoid it).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(clippy::exhaustive_enums, clippy::exhaustive_structs)]
@@ -79,7 +84,9 @@ mod decide;
 #[cfg(feature = "tower")]
 mod layer;
 mod listener;
+mod origins;
 mod reason;
+mod refusal_log;
 #[cfg(feature = "rustls")]
 mod tls;
 mod vhost;
@@ -92,7 +99,9 @@ pub use decide::{
 #[cfg(feature = "tower")]
 pub use layer::{MisdirectLayer, MisdirectService, ResponseFuture, ServedBy};
 pub use listener::{Handshake, Listener, Outcome, Refusal, TrustAnchorSets};
+pub use origins::{INITIAL_MAX_FRAME_SIZE, OriginSet};
 pub use reason::Reason;
+pub use refusal_log::{RefusalLog, RefusalLogMode};
 #[cfg(feature = "rustls")]
 pub use tls::{RustlsListener, TlsSetupError, vhost_server_config};
 pub use vhost::{

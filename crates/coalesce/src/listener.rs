@@ -16,6 +16,7 @@ use misdirect_response::{RenderOptions, StaticReason, render};
 
 use crate::decide::{ClientCert, ConnectionContext, Decision, VerifiedClientCert, decide};
 use crate::reason::Reason;
+use crate::refusal_log::{RefusalLog, RefusalLogMode};
 use crate::vhost::{
     Alpn, ClientAuth, Explanation, TlsVersion, TrustAnchorsId, VhostId, VirtualHosts,
 };
@@ -256,6 +257,7 @@ impl Refusal {
 pub struct Listener {
     vhosts: VirtualHosts,
     render: RenderOptions,
+    refusal_log: RefusalLog,
 }
 
 impl Listener {
@@ -264,7 +266,50 @@ impl Listener {
         Self {
             vhosts,
             render: RenderOptions::new(),
+            refusal_log: RefusalLog::default(),
         }
+    }
+
+    /// Logs refusals in this mode (default: [`RefusalLogMode::default`], sampled).
+    pub fn refusal_log_mode(mut self, mode: RefusalLogMode) -> Self {
+        self.refusal_log = RefusalLog::new(mode);
+        self
+    }
+
+    /// Logs a refusal or `warn_only` warning within the listener's log budget: its own line
+    /// while its key has budget left, else counted for the window's summary line. Returns
+    /// whether the line was written. `peer` is the client's address, when known.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use misdirect_authority::Scheme;
+    /// use misdirect_certmatch::Identities;
+    /// use misdirect_coalesce::*;
+    ///
+    /// let cert = Arc::new(Identities::from_patterns(["a.test".parse()?]));
+    /// let mut b = VirtualHosts::builder(Scheme::Https);
+    /// let a = b.add(VirtualHost::new("a", cert).pattern("a.test".parse()?));
+    /// let listener = Listener::new(b.port(443).build()?);
+    /// let conn = listener.on_handshake(Handshake::new(a));
+    /// let (parts, ()) = http::Request::get("https://b.test/").body(())?.into_parts();
+    /// for _ in 0..3 {
+    ///     if let Outcome::Respond { refusal, .. } = listener.on_request(&conn, &parts) {
+    ///         listener.log_refusal(&refusal, None);
+    ///     }
+    /// }
+    /// // Sampled by default: one line, two held back for the window's summary.
+    /// listener.refusal_log().flush();
+    /// assert_eq!(listener.refusal_log().suppressed_total(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn log_refusal(&self, refusal: &Refusal, peer: Option<SocketAddr>) -> bool {
+        self.refusal_log.record(refusal, peer)
+    }
+
+    /// The listener's refusal log: call [`RefusalLog::tick`] from a timer so a window's
+    /// summary is written even when refusals stop, and [`RefusalLog::flush`] at shutdown.
+    pub fn refusal_log(&self) -> &RefusalLog {
+        &self.refusal_log
     }
 
     /// Renders refusals with these options (method and version come from each request).

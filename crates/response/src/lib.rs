@@ -21,6 +21,9 @@
 //! - [`OriginFrame`]: the RFC 8336 `ORIGIN` frame, as a payload (for HTTP/2 libraries that
 //!   frame extension payloads themselves) or as a complete frame with its 9-byte header (for
 //!   servers that write raw frames; the `h2` crate cannot send `ORIGIN`).
+//! - [`SettingsSplice`]: where in the bytes an HTTP/2 server writes such a frame can go —
+//!   right after the server's first SETTINGS frame (RFC 9113 §3.4), found across any
+//!   chunking, sans-IO.
 //!
 //! # What it does not do
 //! It decides nothing: which status to send and why is the caller's business (in this
@@ -66,6 +69,7 @@ mod negotiate;
 mod origin_frame;
 mod reason;
 mod render;
+mod splice;
 
 pub use error::{OriginFrameError, OriginFrameErrorKind};
 pub use negotiate::MediaType;
@@ -74,6 +78,7 @@ pub use origin_frame::{
 };
 pub use reason::{RenderReason, StaticReason};
 pub use render::{RenderOptions, render};
+pub use splice::{SettingsSplice, SpliceState};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

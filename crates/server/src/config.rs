@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind};
 
-/// A checked server configuration: listeners, virtual hosts and limits.
+/// A checked server configuration: listeners, virtual hosts, limits and the admin
+/// listener.
 ///
 /// Build it from a file with [`Config::from_file`], from text with [`Config::from_toml`],
 /// or take the embedded development set-up from [`crate::embedded`]. Certificates and keys
@@ -25,6 +26,8 @@ pub struct Config {
     pub(crate) listeners: Vec<Listener>,
     pub(crate) vhosts: Vec<Vhost>,
     pub(crate) limits: Limits,
+    /// `None` when there is no `[admin]` section: no admin listener.
+    pub(crate) admin: Option<Admin>,
 }
 
 /// One `[[listener]]`.
@@ -168,6 +171,13 @@ impl Default for Limits {
     }
 }
 
+/// `[admin]`: the plain-HTTP admin listener (`/metrics`, `/healthz`, `/reload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Admin {
+    /// A loopback address unless `allow_remote = true` was set.
+    pub(crate) addr: SocketAddr,
+}
+
 /// hyper refuses header buffers smaller than this.
 const MIN_HEADER_BYTES: usize = 8192;
 
@@ -249,15 +259,18 @@ impl Config {
                 addr
             })
             .collect();
-        if let Some((first, second)) = same_address(&addrs) {
-            let flags = [
+        let flags = || {
+            [
                 bind.map(|ip| format!("--bind {ip}")),
                 port.map(|port| format!("--port {port}")),
             ]
             .into_iter()
             .flatten()
             .collect::<Vec<_>>()
-            .join(" ");
+            .join(" ")
+        };
+        if let Some((first, second)) = same_address(&addrs) {
+            let flags = flags();
             return Err(invalid(format!(
                 "{flags} gives listeners {} and {} the same address {}; a server cannot listen \
                  twice on one address: leave out {flags}, or give each [[listener]] its own \
@@ -265,6 +278,19 @@ impl Config {
                 first + 1,
                 second + 1,
                 addrs[first]
+            ))
+            .in_file(&self.source));
+        }
+        if let Some(admin) = &self.admin
+            && let Some(index) = addrs.iter().position(|addr| overlaps(*addr, admin.addr))
+        {
+            let flags = flags();
+            return Err(invalid(format!(
+                "{flags} gives listener {} the address {}, which the admin listener ([admin] \
+                 addr {}) also takes: leave out {flags}, or change the admin addr",
+                index + 1,
+                addrs[index],
+                admin.addr
             ))
             .in_file(&self.source));
         }
@@ -285,6 +311,7 @@ impl Config {
             listeners,
             vhosts,
             limits,
+            admin: None,
         }
     }
 }
@@ -301,6 +328,7 @@ struct RawConfig {
     vhost: Vec<RawVhost>,
     #[serde(default)]
     limits: RawLimits,
+    admin: Option<RawAdmin>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -363,6 +391,14 @@ struct RawLimits {
     max_connections: Option<usize>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    addr: String,
+    #[serde(default)]
+    allow_remote: bool,
+}
+
 /// The first two listeners (by index) with the same address; port 0 is never the same.
 fn same_address(addrs: &[SocketAddr]) -> Option<(usize, usize)> {
     addrs.iter().enumerate().find_map(|(second, addr)| {
@@ -375,6 +411,14 @@ fn same_address(addrs: &[SocketAddr]) -> Option<(usize, usize)> {
 /// keeps its `*.`, one trailing dot is dropped (`DnsPattern::from_config`).
 fn config_pattern(spelled: &str) -> Result<DnsPattern, String> {
     DnsPattern::from_config(spelled).map_err(|err| err.to_string())
+}
+
+/// Whether two sockets cannot both listen: the same port (not 0) on the same address, or
+/// on any address when one of them listens on all (`0.0.0.0`, `[::]`).
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 fn yes() -> bool {
@@ -424,11 +468,13 @@ impl RawConfig {
                 addrs[first]
             )));
         }
+        let admin = self.admin.map(|raw| raw.check(&listeners)).transpose()?;
         Ok(Config {
             source: source.to_path_buf(),
             listeners,
             vhosts,
             limits: self.limits.check()?,
+            admin,
         })
     }
 }
@@ -476,6 +522,35 @@ impl RawListener {
             default_vhost,
             reason_in_body: self.reason_in_body.unwrap_or(true),
         })
+    }
+}
+
+impl RawAdmin {
+    fn check(self, listeners: &[Listener]) -> Result<Admin, Error> {
+        let addr: SocketAddr = self.addr.parse().map_err(|_| {
+            invalid(format!(
+                "admin.addr = \"{}\" is not an IP address and port such as \"127.0.0.1:9421\"",
+                self.addr
+            ))
+        })?;
+        // An IPv4-mapped IPv6 address (::ffff:127.0.0.1) is as local as the IPv4 one.
+        if !self.allow_remote && !addr.ip().to_canonical().is_loopback() {
+            return Err(invalid(format!(
+                "admin.addr = \"{addr}\" is not a loopback address: the admin listener has no \
+                 authentication, and anyone who reaches it can read the metrics and reload the \
+                 configuration. Listen on 127.0.0.1 or [::1], or set admin.allow_remote = true \
+                 to accept other hosts (then restrict who can reach it with a firewall)"
+            )));
+        }
+        if let Some(index) = listeners.iter().position(|l| overlaps(l.addr, addr)) {
+            return Err(invalid(format!(
+                "admin.addr = \"{addr}\" takes the port of listener {} ({}); give the admin \
+                 listener a port of its own",
+                index + 1,
+                listeners[index].addr
+            )));
+        }
+        Ok(Admin { addr })
     }
 }
 
@@ -624,5 +699,127 @@ impl RawLimits {
                 defaults.shutdown_timeout,
             )?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LISTENER_AND_VHOST: &str = "[[listener]]\naddr = \"127.0.0.1:8443\"\n\n\
+                                      [[vhost]]\nname = \"a.test\"\nself_signed = true\n";
+
+    fn parse(admin: &str) -> Result<Config, Error> {
+        let text = format!("{LISTENER_AND_VHOST}\n{admin}");
+        Config::from_toml(&text, Path::new("misdirect.toml"), Path::new("."))
+    }
+
+    #[test]
+    fn admin_listens_on_loopback_unless_allowed_elsewhere() {
+        // ([admin] section, Ok(addr) or Err(the start of the message))
+        const CASES: &[(&str, Result<Option<&str>, &str>)] = &[
+            ("", Ok(None)),
+            (
+                "[admin]\naddr = \"127.0.0.1:9421\"",
+                Ok(Some("127.0.0.1:9421")),
+            ),
+            ("[admin]\naddr = \"127.0.0.2:0\"", Ok(Some("127.0.0.2:0"))),
+            ("[admin]\naddr = \"[::1]:9421\"", Ok(Some("[::1]:9421"))),
+            (
+                "[admin]\naddr = \"[::ffff:127.0.0.1]:9421\"",
+                Ok(Some("[::ffff:127.0.0.1]:9421")),
+            ),
+            (
+                "[admin]\naddr = \"0.0.0.0:9421\"",
+                Err("admin.addr = \"0.0.0.0:9421\" is not a loopback address"),
+            ),
+            (
+                "[admin]\naddr = \"192.0.2.1:9421\"",
+                Err("admin.addr = \"192.0.2.1:9421\" is not a loopback address"),
+            ),
+            (
+                "[admin]\naddr = \"[::]:9421\"\nallow_remote = false",
+                Err("admin.addr = \"[::]:9421\" is not a loopback address"),
+            ),
+            (
+                "[admin]\naddr = \"0.0.0.0:9421\"\nallow_remote = true",
+                Ok(Some("0.0.0.0:9421")),
+            ),
+            (
+                "[admin]\naddr = \"192.0.2.1:9421\"\nallow_remote = true",
+                Ok(Some("192.0.2.1:9421")),
+            ),
+            (
+                "[admin]\naddr = \"localhost:9421\"",
+                Err("admin.addr = \"localhost:9421\" is not an IP address and port"),
+            ),
+            (
+                "[admin]\naddr = \"127.0.0.1:8443\"",
+                Err("admin.addr = \"127.0.0.1:8443\" takes the port of listener 1"),
+            ),
+            (
+                "[admin]\naddr = \"0.0.0.0:8443\"\nallow_remote = true",
+                Err("admin.addr = \"0.0.0.0:8443\" takes the port of listener 1"),
+            ),
+        ];
+        for (section, expected) in CASES {
+            let parsed = parse(section);
+            match (&parsed, expected) {
+                (Ok(config), Ok(addr)) => assert_eq!(
+                    config.admin.map(|admin| admin.addr),
+                    addr.map(|a| a.parse().expect("a test address")),
+                    "{section}"
+                ),
+                (Err(err), Err(start)) => {
+                    assert_eq!(err.kind(), ErrorKind::Invalid, "{section}: {err}");
+                    assert!(err.message().starts_with(start), "{section}: {err}");
+                }
+                _ => panic!("{section}: {parsed:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_remote_refusal_names_the_key_that_allows_it() {
+        let err = parse("[admin]\naddr = \"0.0.0.0:9421\"").unwrap_err();
+        assert!(err.message().contains("admin.allow_remote = true"), "{err}");
+        assert_eq!(err.file(), Some(Path::new("misdirect.toml")));
+    }
+
+    #[test]
+    fn admin_keys_are_checked() {
+        // (section, part of the message)
+        const CASES: &[(&str, &str)] = &[
+            ("[admin]\nallow_remote = true", "missing field `addr`"),
+            (
+                "[admin]\naddr = \"127.0.0.1:9421\"\nport = 1",
+                "unknown field `port`",
+            ),
+            (
+                "[admin]\naddr = \"127.0.0.1:9421\"\nallow_remote = \"yes\"",
+                "invalid type",
+            ),
+        ];
+        for (section, message) in CASES {
+            let err = parse(section).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Syntax, "{section}: {err}");
+            assert!(err.message().contains(message), "{section}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_port_override_may_not_take_the_admin_address() {
+        let mut config = parse("[admin]\naddr = \"127.0.0.1:9421\"").expect("valid");
+        let err = config.override_addr(None, Some(9421)).unwrap_err();
+        assert!(
+            err.message().starts_with(
+                "--port 9421 gives listener 1 the address 127.0.0.1:9421, which the admin \
+                 listener ([admin] addr 127.0.0.1:9421) also takes"
+            ),
+            "{err}"
+        );
+        config
+            .override_addr(Some("0.0.0.0".parse().expect("an IP")), Some(9422))
+            .expect("another port");
     }
 }

@@ -42,6 +42,8 @@
 #![deny(missing_docs)]
 #![warn(clippy::exhaustive_enums, clippy::exhaustive_structs)]
 
+#[cfg_attr(not(test), expect(dead_code, reason = "not started yet"))]
+mod admin;
 pub mod check;
 mod config;
 mod conn;
@@ -50,6 +52,9 @@ mod error;
 mod files;
 #[cfg(test)]
 mod in_memory;
+#[cfg_attr(not(test), expect(dead_code, reason = "not counted yet"))]
+mod metrics;
+mod origin;
 pub mod probe;
 mod server;
 mod serving;
