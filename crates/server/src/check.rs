@@ -91,7 +91,8 @@ pub fn check(config: &Config) -> Result<CheckReport, Error> {
             .public_ports
             .clone()
             .unwrap_or_else(|| vec![listener.addr.port()]);
-        let table = Table::build(&site, listener, &ports).map_err(|e| e.in_file(&config.source))?;
+        let table = Table::build(&site, listener, &ports, &config.log)
+            .map_err(|e| e.in_file(&config.source))?;
         // Virtual hosts are in site order in every table: a VhostId's index is the position.
         let by_id = cert_ids.clone();
         let listen_port = (listener.addr.port() != 0).then_some(listener.addr.port());

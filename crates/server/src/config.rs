@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use misdirect_certmatch::DnsPattern;
+use misdirect_coalesce::RefusalLogMode;
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind};
@@ -28,6 +29,16 @@ pub struct Config {
     pub(crate) limits: Limits,
     /// `None` when there is no `[admin]` section: no admin listener.
     pub(crate) admin: Option<Admin>,
+    /// `[log]`.
+    pub(crate) log: Log,
+}
+
+/// `[log]`: how refusals are logged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Log {
+    /// Every refusal gets its line, or the first `per_key` of each (reason, SNI,
+    /// authority, target virtual host) in a window, then one summary line per window.
+    pub(crate) refusals: RefusalLogMode,
 }
 
 /// One `[[listener]]`.
@@ -41,6 +52,8 @@ pub(crate) struct Listener {
     /// Index into [`Config::vhosts`].
     pub(crate) default_vhost: usize,
     pub(crate) reason_in_body: bool,
+    /// Send an HTTP/2 ORIGIN frame (RFC 8336) listing the origins each connection serves.
+    pub(crate) origin_frame: bool,
 }
 
 /// One `[[vhost]]`.
@@ -312,6 +325,7 @@ impl Config {
             vhosts,
             limits,
             admin: None,
+            log: Log::default(),
         }
     }
 }
@@ -329,6 +343,23 @@ struct RawConfig {
     #[serde(default)]
     limits: RawLimits,
     admin: Option<RawAdmin>,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    refusals: Option<RefusalLogKind>,
+    refusal_window_secs: Option<f64>,
+    refusal_lines_per_key: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum RefusalLogKind {
+    Every,
+    Sampled,
 }
 
 #[derive(Debug, Deserialize)]
@@ -341,6 +372,7 @@ struct RawListener {
     unknown_host: Option<UnknownHostMode>,
     default_vhost: Option<String>,
     reason_in_body: Option<bool>,
+    origin_frame: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -450,6 +482,7 @@ impl RawConfig {
                 unknown_host: None,
                 default_vhost: None,
                 reason_in_body: None,
+                origin_frame: None,
             }]
         } else {
             self.listener
@@ -475,6 +508,7 @@ impl RawConfig {
             vhosts,
             limits: self.limits.check()?,
             admin,
+            log: self.log.check()?,
         })
     }
 }
@@ -521,6 +555,7 @@ impl RawListener {
             unknown_host: self.unknown_host.unwrap_or(UnknownHostMode::Misdirected),
             default_vhost,
             reason_in_body: self.reason_in_body.unwrap_or(true),
+            origin_frame: self.origin_frame.unwrap_or(true),
         })
     }
 }
@@ -625,6 +660,43 @@ impl RawVhost {
             respond,
             name,
         })
+    }
+}
+
+impl RawLog {
+    fn check(self) -> Result<Log, Error> {
+        let window = match self.refusal_window_secs {
+            None => RefusalLogMode::DEFAULT_WINDOW,
+            Some(s) if (1.0..=86_400.0).contains(&s) => Duration::from_secs_f64(s),
+            Some(s) => {
+                return Err(invalid(format!(
+                    "log.refusal_window_secs = {s}: give seconds, from 1 to 86400 (a day)"
+                )));
+            }
+        };
+        let per_key = match self.refusal_lines_per_key {
+            None => RefusalLogMode::DEFAULT_PER_KEY,
+            Some(n) if (1..=RefusalLogMode::MAX_PER_KEY).contains(&n) => n,
+            Some(n) => {
+                return Err(invalid(format!(
+                    "log.refusal_lines_per_key = {n}: give 1 to {} (or refusals = \"every\")",
+                    RefusalLogMode::MAX_PER_KEY
+                )));
+            }
+        };
+        let sampled_keys =
+            self.refusal_window_secs.is_some() || self.refusal_lines_per_key.is_some();
+        let refusals = match self.refusals.unwrap_or(RefusalLogKind::Sampled) {
+            RefusalLogKind::Every if sampled_keys => {
+                return Err(invalid(
+                    "log.refusals = \"every\" logs every refusal: refusal_window_secs and \
+                     refusal_lines_per_key apply to \"sampled\" only",
+                ));
+            }
+            RefusalLogKind::Every => RefusalLogMode::Every,
+            RefusalLogKind::Sampled => RefusalLogMode::Sampled { window, per_key },
+        };
+        Ok(Log { refusals })
     }
 }
 

@@ -240,6 +240,7 @@ impl Embedded {
             unknown_host: UnknownHostMode::Misdirected,
             default_vhost: 0,
             reason_in_body: true,
+            origin_frame: true,
         };
         Ok(Self {
             config: Config::new_checked(

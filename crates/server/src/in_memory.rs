@@ -94,7 +94,15 @@ impl Pair {
         let addr: SocketAddr = "127.0.0.1:8443".parse().unwrap();
         let embedded = Embedded::generate(&dir, addr).unwrap();
         embedded.write_files().unwrap();
-        let shared = Arc::new(Shared::build(embedded.config(), &[addr], &[]).unwrap());
+        let shared = Arc::new(
+            Shared::build(
+                embedded.config(),
+                &[addr],
+                &[],
+                &Arc::new(crate::metrics::Metrics::new()),
+            )
+            .unwrap(),
+        );
         let (stop, _) = watch::channel(false);
         Self { shared, dir, stop }
     }
@@ -277,4 +285,93 @@ async fn plain_http_on_the_tls_port_gets_a_readable_400() {
         "{answer}"
     );
     assert!(answer.contains("use https://"), "{answer}");
+}
+
+/// What a tracing layer saw: each event's level, message and `suppressed` field.
+#[derive(Default)]
+struct Seen {
+    events: std::sync::Mutex<Vec<(tracing::Level, String, Option<u64>)>>,
+}
+
+/// A tracing layer that records into [`Seen`].
+struct Recorder(Arc<Seen>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Recorder {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Fields(String, Option<u64>);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+            fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+                if field.name() == "suppressed" {
+                    self.1 = Some(value);
+                }
+            }
+        }
+        let mut fields = Fields(String::new(), None);
+        event.record(&mut fields);
+        self.0
+            .events
+            .lock()
+            .unwrap()
+            .push((*event.metadata().level(), fields.0, fields.1));
+    }
+}
+
+/// 10,000 identical 421s write one line in the default sampled mode, and the window's
+/// summary counts the other 9,999; the metrics count all 10,000.
+#[test]
+fn ten_thousand_identical_refusals_write_one_line_and_a_summary() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let seen = Arc::new(Seen::default());
+    let subscriber = tracing_subscriber::registry().with(Recorder(seen.clone()));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // One thread: every task logs through this thread's subscriber.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pair = runtime.block_on(async {
+        let pair = Pair::new("sampled");
+        let tls = pair.tls("a.localhost", b"h2", false).await;
+        let (client, connection) = h2::client::handshake(tls).await.unwrap();
+        tokio::spawn(connection);
+        for _ in 0..10_000 {
+            let mut client = client.clone().ready().await.unwrap();
+            let request = Request::get("https://secure.localhost:8443/")
+                .version(Version::HTTP_2)
+                .body(())
+                .unwrap();
+            let (response, _) = client.send_request(request, true).unwrap();
+            assert_eq!(response.await.unwrap().status(), 421);
+        }
+        pair
+    });
+    let refusals = |seen: &Seen| {
+        seen.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(level, message, _)| {
+                *level == tracing::Level::WARN && message == "misdirected request"
+            })
+            .count()
+    };
+    assert_eq!(refusals(&seen), 1);
+    let log = pair.shared.listeners[0].table.listener.refusal_log();
+    log.flush();
+    let summaries: Vec<Option<u64>> = seen
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, message, _)| message.contains("held back"))
+        .map(|(_, _, suppressed)| *suppressed)
+        .collect();
+    assert_eq!(summaries, [Some(9_999)]);
+    assert_eq!(log.suppressed_total(), 9_999);
+    drop(runtime);
 }

@@ -49,14 +49,10 @@ pub(crate) struct Metrics {
     reloads: [AtomicU64; 2],
     /// Seconds since the Unix epoch; 0 until the first load is recorded.
     last_load: AtomicU64,
-    /// Refusal log lines held back: what was added here, plus what the source reads.
+    /// Refusal log lines held back (the server moves the listeners' totals here every
+    /// second).
     refusal_log_suppressed: AtomicU64,
-    refusal_log_suppressed_source: Mutex<Option<SuppressedSource>>,
 }
-
-/// Reads a running total of held-back refusal log lines at scrape time (the listeners'
-/// `misdirect_coalesce::RefusalLog::suppressed_total`).
-struct SuppressedSource(Box<dyn Fn() -> u64 + Send + Sync>);
 
 /// The counters of one virtual host, shared by every table that holds its name.
 #[derive(Debug)]
@@ -128,7 +124,6 @@ impl Metrics {
             reloads: [const { AtomicU64::new(0) }; 2],
             last_load: AtomicU64::new(0),
             refusal_log_suppressed: AtomicU64::new(0),
-            refusal_log_suppressed_source: Mutex::new(None),
         }
     }
 
@@ -224,33 +219,11 @@ impl Metrics {
         self.reloads[1].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// `lines` refusal log lines were held back by the log's rate limit. With a
-    /// [source](Metrics::set_refusal_log_suppressed_source), add here what a log that is
-    /// being replaced had held back, so that the counter never goes down.
+    /// `lines` more refusal log lines were held back by the log's rate limit.
     #[inline]
     pub(crate) fn count_refusal_log_suppressed(&self, lines: u64) {
         self.refusal_log_suppressed
             .fetch_add(lines, Ordering::Relaxed);
-    }
-
-    /// Reads held-back refusal log lines from `source` at each scrape, added to what
-    /// [`count_refusal_log_suppressed`](Metrics::count_refusal_log_suppressed) counted.
-    /// `source` must not hold the [`Metrics`] itself (nor what holds it) alive: hold the
-    /// logs it reads, or a `Weak`.
-    pub(crate) fn set_refusal_log_suppressed_source(
-        &self,
-        source: impl Fn() -> u64 + Send + Sync + 'static,
-    ) {
-        *self
-            .refusal_log_suppressed_source
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(SuppressedSource(Box::new(source)));
-    }
-}
-
-impl std::fmt::Debug for SuppressedSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SuppressedSource")
     }
 }
 
@@ -541,13 +514,7 @@ impl Collector for Metrics {
                 .encode_gauge(not_after)?;
         }
 
-        let suppressed = self.refusal_log_suppressed.load(Ordering::Relaxed)
-            + self
-                .refusal_log_suppressed_source
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_ref()
-                .map_or(0, |source| (source.0)());
+        let suppressed = self.refusal_log_suppressed.load(Ordering::Relaxed);
         let family = encoder.encode_descriptor(
             "misdirect_refusal_log_suppressed",
             "Refusal log lines held back by the log's rate limit (each refusal is still \
@@ -757,7 +724,7 @@ mod tests {
         metrics.reload_failed();
         metrics.set_certificate_expiry([("a.test", 1_893_456_000), ("b.test", 1_900_000_000)]);
         metrics.count_refusal_log_suppressed(4);
-        metrics.set_refusal_log_suppressed_source(|| 3);
+        metrics.count_refusal_log_suppressed(3);
 
         let text = exposition(&metrics, Format::Prometheus);
         assert_eq!(

@@ -7,13 +7,6 @@
 //! [`SettingsSplice`], sans-IO; this module only moves bytes. A client that does not know
 //! the frame ignores it, as it must any frame of an unknown type (RFC 9113 §4.1, §5.5);
 //! `h2`'s client does.
-#![cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "until the HTTP/2 connection path wraps its stream; remove this then"
-    )
-)]
 
 use std::io;
 use std::pin::Pin;

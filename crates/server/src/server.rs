@@ -4,6 +4,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use misdirect_authority::HostName;
 use misdirect_coalesce::{ConnectionContext, VhostId};
@@ -13,9 +14,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::admin::{AdminState, serve_admin};
 use crate::config::{Config, Limits};
 use crate::conn::{Admission, RateLimit, Registration, Registry, Tracked};
 use crate::error::{Error, ErrorKind};
+use crate::metrics::{HandshakeFailureCause, Metrics, Protocol, VhostCounters};
+use crate::origin::{FrameStatus, OriginStream};
 use crate::site::Site;
 use crate::tables::Table;
 
@@ -38,6 +42,8 @@ pub struct Server {
     shared: Arc<Shared>,
     /// Each listener's socket and the address it was configured with.
     sockets: Vec<(SocketAddr, TcpListener)>,
+    /// The admin listener's socket, when `[admin]` is configured.
+    admin: Option<TcpListener>,
     loader: Option<Loader>,
     reloads: mpsc::Receiver<ReloadRequest>,
     reload_handle: ReloadHandle,
@@ -120,6 +126,10 @@ pub(crate) struct Shared {
     pub(crate) site: Site,
     pub(crate) listeners: Vec<ListenerState>,
     pub(crate) limits: Limits,
+    /// The process's counters; they outlive reloads.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Each virtual host's counters, by site position (a `VhostId`'s index).
+    pub(crate) vhost_metrics: Vec<Arc<VhostCounters>>,
     /// TLS handshake failures: one line a second at most.
     handshake_log: RateLimit,
 }
@@ -177,9 +187,18 @@ impl Server {
         }
         let locals = local_addrs(&sockets)?;
         let (requests, reloads) = mpsc::channel(4);
+        let metrics = Arc::new(Metrics::new());
+        let shared = Arc::new(Shared::build(&config, &locals, &[], &metrics)?);
+        let admin = match &config.admin {
+            Some(admin) => Some(bind_listener(&config, admin.addr).await?),
+            None => None,
+        };
+        metrics.config_loaded(SystemTime::now());
+        metrics.set_certificate_expiry(certificate_expiry(&shared.site));
         Ok(Self {
-            shared: Arc::new(Shared::build(&config, &locals, &[])?),
+            shared,
             sockets,
+            admin,
             loader: None,
             reloads,
             reload_handle: ReloadHandle { requests },
@@ -207,6 +226,13 @@ impl Server {
         self.shared.listeners.iter().map(|l| l.local).collect()
     }
 
+    /// The bound address of the admin listener (`[admin]`), if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+            .as_ref()
+            .and_then(|socket| socket.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, asks every connection to
     /// finish (HTTP/2 GOAWAY, HTTP/1.1 close after the current response) and waits up to
     /// `limits.shutdown_timeout_secs` before closing what is left. Meanwhile it applies
@@ -215,12 +241,23 @@ impl Server {
         let Self {
             mut shared,
             sockets,
+            admin,
             loader,
             mut reloads,
             reload_handle,
         } = self;
+        let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
+        let admin_state = admin.map(|socket| {
+            let state = Arc::new(
+                AdminState::new(shared.metrics.clone()).reload_handle(reload_handle.clone()),
+            );
+            tokio::spawn(serve_admin(socket, state.clone(), admin_stop_rx));
+            state
+        });
         // The server's own handle must not keep the reload channel open after it stops.
         drop(reload_handle);
+        let (generations_tx, generations_rx) = watch::channel(shared.clone());
+        let ticker = tokio::spawn(refusal_log_ticker(generations_rx));
         let (stop_tx, stop_rx) = watch::channel(false);
         let (kill_tx, kill_rx) = watch::channel(false);
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -255,21 +292,33 @@ impl Server {
                         Err(err) => Err(err),
                     };
                     match &result {
-                        Ok(addrs) => tracing::info!(
-                            listeners = addrs.len(),
-                            vhosts = shared.site.vhosts.len(),
-                            "configuration reloaded: new connections use it, open ones keep theirs"
-                        ),
-                        Err(err) => tracing::warn!(
-                            error = %err,
-                            "reload failed; still serving the previous configuration"
-                        ),
+                        Ok(addrs) => {
+                            tracing::info!(
+                                listeners = addrs.len(),
+                                vhosts = shared.site.vhosts.len(),
+                                "configuration reloaded: new connections use it, open ones keep theirs"
+                            );
+                            shared.metrics.reload_succeeded(SystemTime::now());
+                            shared.metrics.set_certificate_expiry(certificate_expiry(&shared.site));
+                            let _ = generations_tx.send(shared.clone());
+                        }
+                        Err(err) => {
+                            tracing::warn!(
+                                error = %err,
+                                "reload failed; still serving the previous configuration"
+                            );
+                            shared.metrics.reload_failed();
+                        }
                     }
                     let _ = request.done.send(result);
                 }
             }
         }
         drop(spawner);
+        if let Some(state) = &admin_state {
+            // /healthz answers 503 while the connections drain.
+            state.set_draining();
+        }
         let timeout = shared.limits.shutdown_timeout;
         tracing::info!(
             timeout_secs = timeout.as_secs_f64(),
@@ -291,7 +340,76 @@ impl Server {
                         .await;
             }
         }
+        let _ = admin_stop_tx.send(true);
+        // Dropping the sender ends the ticker, which writes what the logs still hold.
+        drop(generations_tx);
+        let _ = ticker.await;
     }
+}
+
+/// Every second, lets each listener's refusal log write the summary of a finished window,
+/// and moves the lines they held back into the metrics. A generation a reload replaced is
+/// ticked until its last connection ends, then flushed. When the server stops (the sender
+/// is dropped), every log is flushed.
+async fn refusal_log_ticker(mut generations: watch::Receiver<Arc<Shared>>) {
+    /// A generation and what its logs had held back when last looked at.
+    struct Tracked {
+        shared: Arc<Shared>,
+        counted: Vec<u64>,
+    }
+    impl Tracked {
+        fn new(shared: Arc<Shared>) -> Self {
+            let counted = vec![0; shared.listeners.len()];
+            Self { shared, counted }
+        }
+        fn tick(&mut self, flush: bool) {
+            for (listener, counted) in self.shared.listeners.iter().zip(&mut self.counted) {
+                let log = listener.table.listener.refusal_log();
+                match flush {
+                    true => log.flush(),
+                    false => log.tick(),
+                }
+                let total = log.suppressed_total();
+                self.shared
+                    .metrics
+                    .count_refusal_log_suppressed(total.saturating_sub(*counted));
+                *counted = total;
+            }
+        }
+    }
+    let mut current = Tracked::new(generations.borrow_and_update().clone());
+    let mut older: Vec<Tracked> = Vec::new();
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            changed = generations.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let next = Tracked::new(generations.borrow_and_update().clone());
+                older.push(std::mem::replace(&mut current, next));
+            }
+        }
+        current.tick(false);
+        older.retain_mut(|generation| {
+            // Only this task holds it: its connections are gone.
+            let done = Arc::strong_count(&generation.shared) == 1;
+            generation.tick(done);
+            !done
+        });
+    }
+    for generation in older.iter_mut().chain([&mut current]) {
+        generation.tick(true);
+    }
+}
+
+/// Each virtual host's certificate expiry, for the metrics.
+fn certificate_expiry(site: &Site) -> impl Iterator<Item = (&str, i64)> + '_ {
+    site.vhosts
+        .iter()
+        .filter_map(|v| Some((v.config.name.as_str(), v.not_after?)))
 }
 
 /// A listener being served: the address it was configured with, and the channel that
@@ -391,7 +509,7 @@ async fn reload(
             Some((live[i].local, state.connections.clone()))
         })
         .collect();
-    let next = Arc::new(Shared::build(&config, &locals, &previous)?);
+    let next = Arc::new(Shared::build(&config, &locals, &previous, &shared.metrics)?);
 
     // Commit: nothing below can fail.
     let mut next_live = Vec::with_capacity(config.listeners.len());
@@ -452,16 +570,18 @@ impl Shared {
         config: &Config,
         locals: &[SocketAddr],
         previous: &[(SocketAddr, Arc<Registry>)],
+        metrics: &Arc<Metrics>,
     ) -> Result<Self, Error> {
         let site = Site::load(config)?;
+        let vhost_metrics = metrics.vhost_table(site.vhosts.iter().map(|v| v.config.name.as_str()));
         let mut listeners = Vec::with_capacity(locals.len());
         for (listener, &local) in config.listeners.iter().zip(locals) {
             let ports = listener
                 .public_ports
                 .clone()
                 .unwrap_or_else(|| vec![local.port()]);
-            let table =
-                Table::build(&site, listener, &ports).map_err(|err| err.in_file(&config.source))?;
+            let table = Table::build(&site, listener, &ports, &config.log)
+                .map_err(|err| err.in_file(&config.source))?;
             let connections = match previous.iter().find(|(addr, _)| *addr == local) {
                 Some((_, registry)) => {
                     registry.set_max(config.limits.max_connections);
@@ -479,6 +599,8 @@ impl Shared {
             site,
             listeners,
             limits: config.limits,
+            metrics: metrics.clone(),
+            vhost_metrics,
             handshake_log: RateLimit::new(std::time::Duration::from_secs(1)),
         })
     }
@@ -622,16 +744,30 @@ pub(crate) async fn connection<T: Transport>(
     let (stream, conn) = match handshake {
         Ok(Ok(done)) => done,
         Ok(Err(failure)) => {
+            shared
+                .metrics
+                .count_handshake_failure(match &failure.cause {
+                    HandshakeCause::PlainHttp => HandshakeFailureCause::PlainHttp,
+                    HandshakeCause::Io(err) => HandshakeFailureCause::of_io(err),
+                });
             failure.log(&shared, peer);
             return;
         }
         Err(_) => {
+            shared
+                .metrics
+                .count_handshake_failure(HandshakeFailureCause::Timeout);
             tracing::debug!(%peer, "TLS handshake timed out");
             return;
         }
     };
     activity.established();
+    shared.vhost_metrics[conn.presented.index()].count_handshake();
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let _open = shared.metrics.open_connection(match h2 {
+        true => Protocol::H2,
+        false => Protocol::H1,
+    });
     tracing::debug!(
         %peer,
         sni = conn.sni.as_deref().unwrap_or("-"),
@@ -642,7 +778,24 @@ pub(crate) async fn connection<T: Transport>(
     let conn = Arc::new(conn);
     let stream = Tracked::new(stream, activity.clone());
     if h2 {
+        let origin = shared.listeners[listener].table.origin_frame(&conn.context);
+        if let Some(entry) = &origin
+            && entry.left_out > 0
+        {
+            tracing::debug!(
+                %peer,
+                listed = entry.origins,
+                left_out = entry.left_out,
+                "ORIGIN frame: origins that did not fit in 16,384 bytes were left out"
+            );
+        }
+        let stream = OriginStream::new(stream, origin.map(|entry| entry.frame));
+        let frame = stream.watch();
         crate::serving::serve_h2(shared, conn, stream, stop, activity).await;
+        let status = frame.status();
+        if !matches!(status, FrameStatus::Sent | FrameStatus::NoFrame) {
+            tracing::debug!(%peer, ?status, "ORIGIN frame not sent on this connection");
+        }
     } else {
         activity.track_heads();
         crate::serving::serve_h1(shared, conn, stream, stop, activity).await;

@@ -10,7 +10,7 @@ use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use misdirect_coalesce::Outcome;
+use misdirect_coalesce::{Outcome, VhostId};
 use tokio::sync::watch;
 
 use crate::config::Respond;
@@ -40,8 +40,12 @@ pub(crate) async fn serve_h1<T: Transport>(
         async move {
             let (parts, _body) = request.into_parts();
             let response = match head_too_large(&parts, shared.limits.max_header_bytes) {
-                Some(size) => header_too_large(&conn, &parts, size, shared.limits.max_header_bytes)
-                    .map(Body::fixed),
+                Some(size) => {
+                    let response =
+                        header_too_large(&conn, &parts, size, shared.limits.max_header_bytes);
+                    shared.vhost_metrics[conn.presented.index()].count_request(response.status());
+                    response.map(Body::fixed)
+                }
                 None => answer(&shared, &conn, &parts).await,
             };
             // A file body is in progress until it is sent.
@@ -85,13 +89,15 @@ pub(crate) async fn serve_h1<T: Transport>(
 /// shutdown. Idle, reclaim and shutdown send GOAWAY and let the streams in flight finish
 /// (within `request_timeout`, or `shutdown_timeout` on shutdown). A 421 is per stream: the
 /// connection stays open.
-pub(crate) async fn serve_h2<T: Transport>(
+pub(crate) async fn serve_h2<S>(
     shared: Arc<Shared>,
     conn: Arc<Conn>,
-    stream: Stream<T>,
+    stream: S,
     mut stop: watch::Receiver<bool>,
     activity: Arc<Activity>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let limits = shared.limits;
     let mut builder = h2::server::Builder::new();
     // h2's reset-flood protections (pending-accept and local-error reset limits) keep
@@ -183,11 +189,16 @@ pub(crate) async fn serve_h2<T: Transport>(
                 // Refusals and fixed bodies are answered here, without a task per stream;
                 // only files, which wait on the disk, get their own task.
                 match answer_now(&shared, &conn, &parts) {
-                    Answer::Ready(response) => send_h2(respond, response),
-                    Answer::File(root) => {
+                    Answer::Ready(response, vhost) => {
+                        shared.vhost_metrics[vhost.index()].count_request(response.status());
+                        send_h2(respond, response);
+                    }
+                    Answer::File(root, vhost) => {
                         let in_flight = activity.request();
+                        let counters = shared.vhost_metrics[vhost.index()].clone();
                         tokio::spawn(async move {
                             let mut response = files::serve(&root, &parts).await;
+                            counters.count_request(response.status());
                             response.headers_mut().insert(header::DATE, date_now());
                             files::send_h2(respond, response, limits.send_timeout).await;
                             drop(in_flight);
@@ -283,16 +294,20 @@ fn send_h2(mut respond: h2::server::SendResponse<Bytes>, response: Response<Byte
 /// One request: its target (`misdirect-authority`), the decision (`misdirect-coalesce`),
 /// and the answer (`misdirect-response` for refusals, the virtual host's `respond` else).
 pub(crate) async fn answer(shared: &Shared, conn: &Conn, parts: &Parts) -> Response<Body> {
-    match answer_now(shared, conn, parts) {
-        Answer::Ready(response) => response.map(Body::fixed),
-        Answer::File(root) => files::serve(&root, parts).await,
-    }
+    let (response, vhost) = match answer_now(shared, conn, parts) {
+        Answer::Ready(response, vhost) => (response.map(Body::fixed), vhost),
+        Answer::File(root, vhost) => (files::serve(&root, parts).await, vhost),
+    };
+    shared.vhost_metrics[vhost.index()].count_request(response.status());
+    response
 }
 
-/// What [`answer_now`] decided: a response, or a file under this directory to read.
+/// What [`answer_now`] decided: a response, or a file under this directory to read; and
+/// the virtual host that answers (for the request counters): the serving one, else the
+/// connection's own.
 enum Answer {
-    Ready(Response<Bytes>),
-    File(Arc<Path>),
+    Ready(Response<Bytes>, VhostId),
+    File(Arc<Path>, VhostId),
 }
 
 /// [`answer`] up to the point where it would wait: everything but reading a file.
@@ -301,29 +316,35 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
     match core.on_request(&conn.context, parts) {
         Outcome::Serve { vhost, warning } => {
             if let Some(warning) = warning {
-                warning.log(Some(conn.peer));
+                shared.metrics.count_warning(warning.reason);
+                core.log_refusal(&warning, Some(conn.peer));
             }
             // The table was built in site order, so a table id is the site index.
             let site_vhost = &shared.site.vhosts[vhost.index()];
             if parts.method == Method::CONNECT {
                 // No tunnels here (RFC 9110 §9.3.6 lets a server refuse CONNECT).
-                return Answer::Ready(method_not_allowed(&site_vhost.config.respond, parts));
+                let response = method_not_allowed(&site_vhost.config.respond, parts);
+                return Answer::Ready(response, vhost);
+            }
+            if vhost != conn.presented {
+                shared.vhost_metrics[vhost.index()].count_coalesced();
             }
             match &site_vhost.config.respond {
-                Respond::Body(body) => Answer::Ready(fixed_body(body, parts)),
-                Respond::Dir(root) => Answer::File(root.clone()),
+                Respond::Body(body) => Answer::Ready(fixed_body(body, parts), vhost),
+                Respond::Dir(root) => Answer::File(root.clone(), vhost),
             }
         }
         Outcome::Respond { response, refusal } => {
-            refusal.log(Some(conn.peer));
-            Answer::Ready(response)
+            // Counted whether or not the log budget writes its line.
+            shared.metrics.count_refusal(refusal.reason);
+            core.log_refusal(&refusal, Some(conn.peer));
+            Answer::Ready(response, conn.presented)
         }
         // Outcome is non-exhaustive; every outcome the core makes today is above.
-        _ => Answer::Ready(plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error\n",
-            parts,
-        )),
+        _ => Answer::Ready(
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n", parts),
+            conn.presented,
+        ),
     }
 }
 

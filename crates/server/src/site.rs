@@ -38,6 +38,9 @@ pub(crate) struct LoadedVhost {
     /// Which trust-anchor set verifies its client certificates: virtual hosts whose CA
     /// bundles hold the same certificates share an id ([`TrustAnchorSets`]).
     pub(crate) anchors: Option<TrustAnchorsId>,
+    /// Its end-entity certificate's notAfter, in seconds since the epoch (for the expiry
+    /// metric).
+    pub(crate) not_after: Option<i64>,
 }
 
 /// Sessions each virtual host's cache keeps for resumption.
@@ -119,6 +122,7 @@ fn load_vhost(
         ))
         .with_source(err)
     })?;
+    let not_after = crate::metrics::certificate_not_after(&chain[0]);
     let cert_id = misdirect_certmatch::Certificate::from_der(&chain[0])
         .map(|c| c.id().clone())
         .map_err(|err| {
@@ -208,6 +212,7 @@ fn load_vhost(
         identities,
         cert_id,
         anchors,
+        not_after,
     })
 }
 

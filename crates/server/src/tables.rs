@@ -2,12 +2,16 @@
 //! loaded virtual hosts. The core makes every choice (SNI, client-certificate facts, the
 //! request decision); the server only feeds it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 
 use misdirect_authority::Scheme;
 use misdirect_certmatch::Pattern;
 use misdirect_coalesce::{
-    Alpn, ClientAuth, ConfigError, Policy, TlsVersion, UnknownHost, VirtualHost, VirtualHosts,
+    Alpn, ClientAuth, ClientCert, ConfigError, ConnectionContext, Policy, TlsVersion, UnknownHost,
+    VhostId, VirtualHost, VirtualHosts,
 };
 use misdirect_response::RenderOptions;
 
@@ -20,11 +24,35 @@ use crate::site::Site;
 #[derive(Debug)]
 pub(crate) struct Table {
     pub(crate) listener: misdirect_coalesce::Listener,
+    /// Whether HTTP/2 connections get an ORIGIN frame (`origin_frame`).
+    origin_frames: bool,
+    /// Each encoded ORIGIN frame, by what it depends on: computing one decides every
+    /// exact name of the table, so it is done once per kind of connection, not per
+    /// connection.
+    origin_cache: Mutex<HashMap<OriginKey, OriginEntry>>,
+}
+
+/// What a connection's origin set depends on: the presented virtual host (whose
+/// certificate the connection has), TLS version, ALPN and client certificate. The SNI
+/// does not change it: the server always records the presented virtual host.
+type OriginKey = (VhostId, Option<TlsVersion>, Option<Alpn>, ClientCert);
+
+/// An encoded ORIGIN frame, how many origins it lists, and how many did not fit.
+#[derive(Clone, Debug)]
+pub(crate) struct OriginEntry {
+    pub(crate) frame: Bytes,
+    pub(crate) origins: usize,
+    pub(crate) left_out: usize,
 }
 
 impl Table {
     /// Builds the table for a listener whose clients name `ports` in their authorities.
-    pub(crate) fn build(site: &Site, listener: &Listener, ports: &[u16]) -> Result<Self, Error> {
+    pub(crate) fn build(
+        site: &Site,
+        listener: &Listener,
+        ports: &[u16],
+        log: &config::Log,
+    ) -> Result<Self, Error> {
         let mut builder = VirtualHosts::builder(Scheme::Https);
         let mut ids = Vec::with_capacity(site.vhosts.len());
         for loaded in &site.vhosts {
@@ -101,13 +129,45 @@ impl Table {
         })?;
         let render = RenderOptions::new().name_reason(listener.reason_in_body);
         Ok(Self {
-            listener: misdirect_coalesce::Listener::new(vhosts).render_options(render),
+            listener: misdirect_coalesce::Listener::new(vhosts)
+                .render_options(render)
+                .refusal_log_mode(log.refusals),
+            origin_frames: listener.origin_frame,
+            origin_cache: Mutex::new(HashMap::new()),
         })
     }
 
     /// The virtual hosts.
     pub(crate) fn vhosts(&self) -> &VirtualHosts {
         self.listener.vhosts()
+    }
+
+    /// The ORIGIN frame (RFC 8336) for an HTTP/2 connection: exactly the origins it serves
+    /// (`Listener::origin_frame`); `None` when the listener sends none.
+    pub(crate) fn origin_frame(&self, conn: &ConnectionContext) -> Option<OriginEntry> {
+        if !self.origin_frames {
+            return None;
+        }
+        let presented = conn.presented_vhost()?;
+        let key = (
+            presented,
+            conn.negotiated_tls_version(),
+            conn.negotiated_alpn(),
+            conn.client_cert_state(),
+        );
+        let mut cache = self
+            .origin_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = cache.entry(key).or_insert_with(|| {
+            let (frame, left_out) = self.listener.origin_frame(conn);
+            OriginEntry {
+                origins: frame.len(),
+                frame: frame.to_frame(),
+                left_out,
+            }
+        });
+        Some(entry.clone())
     }
 }
 

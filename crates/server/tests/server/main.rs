@@ -11,6 +11,7 @@ mod hardening;
 mod limits;
 mod logs;
 mod matrix;
+mod operate;
 mod reload;
 mod requirements;
 mod support;

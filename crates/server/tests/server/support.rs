@@ -107,6 +107,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Reloads re-read the file the server started from (`start`), or take a `Config`.
     pub reload: ReloadHandle,
+    /// The admin listener's address, when `[admin]` is configured.
+    pub admin: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -129,6 +131,7 @@ impl TestServer {
             server = server.reload_from(move || Config::from_file(&path));
         }
         let reload = server.reload_handle();
+        let admin = server.admin_addr();
         let addr = server.local_addrs()[0];
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
@@ -137,6 +140,7 @@ impl TestServer {
         Self {
             addr,
             reload,
+            admin,
             stop: Some(stop),
             task: Some(task),
         }
