@@ -126,6 +126,18 @@ check "nghttp: a port the listener does not serve is 421" 421 \
     "$(nghttp_status -H ":authority: a.localhost:1" "https://127.0.0.1:$port/")"
 check "nghttp: host differing from :authority is 400" 400 \
     "$(nghttp_status -H "host: c.localhost:$port" "https://127.0.0.1:$port/")"
+# The ORIGIN frame (RFC 8336): nghttp decodes it. A connection made for a.localhost
+# announces exactly the origins served on it: a and b (the shared certificate), not
+# secure.localhost (it needs a client certificate this connection has not got).
+origins=$(nghttp -v --no-verify-peer -H ":authority: a.localhost:$port" "https://127.0.0.1:$port/" 2>&1 |
+    awk '/recv ORIGIN frame/ {on = 1; next} on && /^ *\[https:/ {gsub(/[][ ]/, ""); print; next} {on = 0}' |
+    sort | tr '\n' ' ')
+check "nghttp: ORIGIN frame lists the origins served" \
+    "https://a.localhost:$port https://b.localhost:$port " "$origins"
+origins=$(nghttp -v --no-verify-peer -H ":authority: c.localhost:$port" "https://127.0.0.1:$port/" 2>&1 |
+    awk '/recv ORIGIN frame/ {on = 1; next} on && /^ *\[https:/ {gsub(/[][ ]/, ""); print; next} {on = 0}' |
+    tr '\n' ' ')
+check "nghttp: c.localhost's own certificate: ORIGIN lists c only" "https://c.localhost:$port " "$origins"
 # Two streams on one HTTP/2 connection.
 streams=$(nghttp -v --no-verify-peer -H ":authority: a.localhost:$port" \
     "https://127.0.0.1:$port/" "https://127.0.0.1:$port/x" 2>&1 | grep -c ':status: 200' || true)
