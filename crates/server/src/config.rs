@@ -894,4 +894,57 @@ mod tests {
             .override_addr(Some("0.0.0.0".parse().expect("an IP")), Some(9422))
             .expect("another port");
     }
+
+    /// `[log]`: sampled by default; every key checked; the budget keys belong to
+    /// `"sampled"` only.
+    #[test]
+    fn refusal_log_keys() {
+        let mode = |text: &str| parse(text).map(|c| c.log.refusals);
+        assert_eq!(mode("").ok(), Some(RefusalLogMode::default()));
+        assert_eq!(
+            mode("[log]\nrefusals = \"every\"").ok(),
+            Some(RefusalLogMode::Every)
+        );
+        assert_eq!(
+            mode("[log]\nrefusal_window_secs = 10\nrefusal_lines_per_key = 3").ok(),
+            Some(RefusalLogMode::Sampled {
+                window: Duration::from_secs(10),
+                per_key: 3
+            })
+        );
+        for (text, says) in [
+            (
+                "[log]\nrefusal_window_secs = 0.5",
+                "log.refusal_window_secs = 0.5",
+            ),
+            (
+                "[log]\nrefusal_lines_per_key = 0",
+                "log.refusal_lines_per_key = 0",
+            ),
+            (
+                "[log]\nrefusal_lines_per_key = 1000",
+                "log.refusal_lines_per_key = 1000",
+            ),
+            (
+                "[log]\nrefusals = \"every\"\nrefusal_window_secs = 10",
+                "apply to \"sampled\" only",
+            ),
+            ("[log]\nrefusals = \"some\"", "unknown variant"),
+        ] {
+            let err = mode(text).unwrap_err().to_string();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn origin_frame_is_on_unless_turned_off() {
+        let on = parse("").unwrap();
+        assert!(on.listeners[0].origin_frame);
+        let text = LISTENER_AND_VHOST.replace(
+            "addr = \"127.0.0.1:8443\"",
+            "addr = \"127.0.0.1:8443\"\norigin_frame = false",
+        );
+        let off = Config::from_toml(&text, Path::new("misdirect.toml"), Path::new(".")).unwrap();
+        assert!(!off.listeners[0].origin_frame);
+    }
 }
