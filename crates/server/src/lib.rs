@@ -58,6 +58,11 @@ mod in_memory;
 mod metrics;
 mod origin;
 pub mod probe;
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "the request path does not forward yet")
+)]
+mod proxy;
 mod server;
 mod serving;
 mod site;
