@@ -268,6 +268,13 @@ impl Decision {
 /// TLS version and ALPN; then, at [`Policy::Strict`] only, V must be the connection's own
 /// virtual host. The first failing rule is the [`Reason`].
 ///
+/// On a cleartext (`http`) table — a plain-HTTP listener behind a TLS-terminating load
+/// balancer — there is no certificate, TLS version, ALPN or SNI: (c), (d)'s TLS version and
+/// ALPN and the strict rule do not apply, so any virtual host serving the host and port is
+/// served, except that a virtual host requiring a client certificate is always refused
+/// (RFC 9110 §7.4 lets a trusted gateway stand in for the TLS checks; the gateway must
+/// make them).
+///
 /// The scheme is the one the request named (HTTP/2 `:scheme`, absolute-form), else the
 /// listener's (HTTP/1.1 origin-form, RFC 9112 §3.3); one that was named but is unknown
 /// ([`RequestTarget::scheme_unknown`]) fails (a).
@@ -334,12 +341,20 @@ pub fn decide(vhosts: &VirtualHosts, conn: &ConnectionContext, target: &RequestT
         first = client_cert;
     }
 
-    // (d) at Secure and Strict: TLS version and ALPN; then Strict's own-vhost rule.
+    // (d) at Secure and Strict: TLS version and ALPN; then Strict's own-vhost rule. A
+    // cleartext listener has no TLS, no SNI and no certificate to coalesce on: these rules
+    // are about TLS connections and do not apply (its client-certificate rule above still
+    // refuses every virtual host that requires one).
     let policy = vhosts.policy_for(vhost);
-    if first.is_none() && policy <= Policy::Secure {
+    let tls = vhosts.scheme() == Scheme::Https;
+    if first.is_none() && tls && policy <= Policy::Secure {
         first = tls_failure(v.min_tls_version(), v.allowed_alpn(), conn);
     }
-    if first.is_none() && policy == Policy::Strict && conn.connection_vhost(vhosts) != Some(vhost) {
+    if first.is_none()
+        && tls
+        && policy == Policy::Strict
+        && conn.connection_vhost(vhosts) != Some(vhost)
+    {
         first = Some(match conn.sni_name() {
             Some(_) => Reason::SniVhostDiffers,
             None => Reason::NoSni,

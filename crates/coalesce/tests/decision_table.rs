@@ -684,3 +684,76 @@ fn certificate_follows_the_sni_when_presented_is_not_recorded() {
             .is_some()
     );
 }
+
+/// A cleartext listener (a plain-HTTP listener behind a TLS-terminating load balancer) has
+/// no certificate, TLS version, ALPN or SNI: only the scheme and port, a virtual host for
+/// the host, and the client-certificate rule apply — a virtual host that requires client
+/// certificates is never served without TLS, at any level or with `warn_only`.
+#[test]
+fn a_cleartext_listener_checks_host_port_and_client_certificates_only() {
+    let nothing = Arc::new(Identities::from_patterns(Vec::new()));
+    for policy in [Policy::Strict, Policy::Secure, Policy::CertOnly] {
+        for warn_only in [false, true] {
+            let mut b = VirtualHosts::builder(Scheme::Http);
+            let a = b.add(
+                VirtualHost::new("a", nothing.clone())
+                    .pattern("a.test".parse().unwrap())
+                    .min_tls(TlsVersion::Tls13)
+                    .alpn([Alpn::H2]),
+            );
+            let other =
+                b.add(VirtualHost::new("b", nothing.clone()).pattern("b.test".parse().unwrap()));
+            let secure = b.add(
+                VirtualHost::new("secure", nothing.clone())
+                    .pattern("secure.test".parse().unwrap())
+                    .client_auth(ClientAuth::Required(TrustAnchorsId::new(1))),
+            );
+            let vhosts = b
+                .port(80)
+                .policy(policy)
+                .warn_only(warn_only)
+                .default_vhost(a)
+                .build()
+                .unwrap();
+            let conn = ConnectionContext::new();
+            let to = |authority: &str| {
+                RequestTarget::from_h1(None, [authority.as_bytes()].into_iter()).unwrap()
+            };
+            let case = format!("{policy:?} warn_only={warn_only}");
+            assert_eq!(
+                decide(&vhosts, &conn, &to("a.test")),
+                Decision::Serve {
+                    vhost: a,
+                    warning: None
+                },
+                "{case}"
+            );
+            assert_eq!(
+                decide(&vhosts, &conn, &to("b.test:80")),
+                Decision::Serve {
+                    vhost: other,
+                    warning: None
+                },
+                "{case}"
+            );
+            assert_eq!(
+                decide(&vhosts, &conn, &to("secure.test")),
+                Decision::misdirected(R::ClientCertRequired, Some(secure)),
+                "{case}"
+            );
+            assert_eq!(
+                decide(&vhosts, &conn, &to("c.test")).reason(),
+                Some(R::UnknownHost),
+                "{case}"
+            );
+            let wrong_port = decide(&vhosts, &conn, &to("a.test:8080"));
+            assert_eq!(wrong_port.reason(), Some(R::PortNotServed), "{case}");
+            let https = to("a.test").with_scheme(Scheme::Https);
+            assert_eq!(
+                decide(&vhosts, &conn, &https).reason(),
+                Some(R::SchemeNotServed),
+                "{case}"
+            );
+        }
+    }
+}
