@@ -14,6 +14,7 @@ use misdirect_coalesce::RefusalLogMode;
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind};
+use crate::proxy::{ForwardedMode, IpPrefix, ProxyConfig};
 
 /// A checked server configuration: listeners, virtual hosts, limits and the admin
 /// listener.
@@ -96,6 +97,17 @@ pub(crate) enum Respond {
     Body(Bytes),
     /// Files under this directory (shared by the requests that read from it).
     Dir(Arc<Path>),
+    /// Forwarded to an application: the checked settings; the client that forwards is
+    /// built when the site is loaded, which reads `ca`.
+    Proxy(Box<ProxyRespond>),
+}
+
+/// `respond = { proxy = "…", … }`, checked: everything but the `ca` file's contents.
+#[derive(Debug, Clone)]
+pub(crate) struct ProxyRespond {
+    pub(crate) config: ProxyConfig,
+    /// The upstream's CA bundle (`https` only); the system's roots when `None`.
+    pub(crate) ca: Option<Material>,
 }
 
 /// `policy`: how strictly a connection must match a request's virtual host.
@@ -405,6 +417,14 @@ struct RawClientAuth {
 struct RawRespond {
     body: Option<String>,
     dir: Option<PathBuf>,
+    proxy: Option<String>,
+    upstream_http2: Option<bool>,
+    ca: Option<PathBuf>,
+    forwarded: Option<String>,
+    trust_forwarded_from: Option<Vec<String>>,
+    max_body_bytes: Option<u64>,
+    connect_timeout_secs: Option<f64>,
+    response_timeout_secs: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -620,28 +640,9 @@ impl RawVhost {
         };
         let respond = match self.respond {
             None => Respond::Body(Bytes::from(format!("vhost {name}\n"))),
-            Some(RawRespond {
-                body: Some(body),
-                dir: None,
-            }) => Respond::Body(Bytes::from(body)),
-            Some(RawRespond {
-                body: None,
-                dir: Some(dir),
-            }) => {
-                let dir = base.join(dir);
-                if !dir.is_dir() {
-                    return Err(context(format!(
-                        "respond.dir \"{}\" is not a directory",
-                        dir.display()
-                    )));
-                }
-                Respond::Dir(Arc::from(dir))
-            }
-            Some(_) => {
-                return Err(context(
-                    "respond needs exactly one of body or dir".to_string(),
-                ));
-            }
+            Some(raw) => raw
+                .check(base)
+                .map_err(|err| err.context(&format!("vhost \"{name}\": ")))?,
         };
         let alpn = self.alpn.unwrap_or_else(|| vec![Alpn::H2, Alpn::Http11]);
         if alpn.is_empty() {
@@ -660,6 +661,106 @@ impl RawVhost {
             respond,
             name,
         })
+    }
+}
+
+impl RawRespond {
+    /// The keys that only `proxy` takes, in the order the documentation lists them.
+    fn proxy_keys(&self) -> impl Iterator<Item = &'static str> {
+        [
+            ("upstream_http2", self.upstream_http2.is_some()),
+            ("ca", self.ca.is_some()),
+            ("forwarded", self.forwarded.is_some()),
+            ("trust_forwarded_from", self.trust_forwarded_from.is_some()),
+            ("max_body_bytes", self.max_body_bytes.is_some()),
+            ("connect_timeout_secs", self.connect_timeout_secs.is_some()),
+            (
+                "response_timeout_secs",
+                self.response_timeout_secs.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+    }
+
+    /// The `respond` table; errors start with `respond.` and the key, the caller adds the
+    /// virtual host.
+    fn check(self, base: &Path) -> Result<Respond, Error> {
+        let kinds = [
+            self.body.is_some(),
+            self.dir.is_some(),
+            self.proxy.is_some(),
+        ];
+        if kinds.iter().filter(|&&set| set).count() != 1 {
+            return Err(invalid("respond needs exactly one of body, dir or proxy"));
+        }
+        if self.proxy.is_none()
+            && let Some(key) = self.proxy_keys().next()
+        {
+            return Err(invalid(format!(
+                "respond.{key} is a setting of proxy; it does nothing with {}",
+                if self.body.is_some() { "body" } else { "dir" }
+            )));
+        }
+        if let Some(body) = self.body {
+            return Ok(Respond::Body(Bytes::from(body)));
+        }
+        if let Some(dir) = self.dir {
+            let dir = base.join(dir);
+            if !dir.is_dir() {
+                return Err(invalid(format!(
+                    "respond.dir \"{}\" is not a directory",
+                    dir.display()
+                )));
+            }
+            return Ok(Respond::Dir(Arc::from(dir)));
+        }
+        let upstream = self.proxy.unwrap_or_default();
+        let mut config = ProxyConfig::new(&upstream).map_err(|err| err.context("respond."))?;
+        if let Some(http2) = self.upstream_http2 {
+            config = config.http2(http2);
+        }
+        let ca = match self.ca {
+            Some(_) if !config.is_https() => {
+                return Err(invalid(format!(
+                    "respond.ca is for https:// upstreams only: \"{upstream}\" is plain HTTP, \
+                     with no certificate to verify"
+                )));
+            }
+            Some(ca) => Some(Material::File(base.join(ca))),
+            None => None,
+        };
+        if let Some(mode) = &self.forwarded {
+            let mode: ForwardedMode = mode.parse().map_err(|err: Error| err.context("respond."))?;
+            config = config.forwarded(mode);
+        }
+        if let Some(prefixes) = &self.trust_forwarded_from {
+            let prefixes = prefixes
+                .iter()
+                .map(|prefix| prefix.parse::<IpPrefix>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| err.context("respond."))?;
+            config = config.trust_forwarded_from(prefixes);
+        }
+        if let Some(max) = self.max_body_bytes {
+            config = config.max_body_bytes(max);
+        }
+        let secs = |value: f64, key: &str| {
+            if value.is_finite() && value > 0.0 && value < 86_400.0 {
+                Ok(Duration::from_secs_f64(value))
+            } else {
+                Err(invalid(format!(
+                    "respond.{key} = {value}: give seconds, more than 0 and less than a day"
+                )))
+            }
+        };
+        if let Some(value) = self.connect_timeout_secs {
+            config = config.connect_timeout(secs(value, "connect_timeout_secs")?);
+        }
+        if let Some(value) = self.response_timeout_secs {
+            config = config.response_timeout(secs(value, "response_timeout_secs")?);
+        }
+        Ok(Respond::Proxy(Box::new(ProxyRespond { config, ca })))
     }
 }
 
@@ -933,6 +1034,130 @@ mod tests {
         ] {
             let err = mode(text).unwrap_err().to_string();
             assert!(err.contains(says), "{text}: {err}");
+        }
+    }
+
+    /// `respond = { proxy = … }`: every key is checked when the file is read, and an error
+    /// names the virtual host and the key.
+    #[test]
+    fn proxy_keys_are_checked() {
+        const UPSTREAM: &str = "proxy = \"http://127.0.0.1:3000\"";
+        // (keys of the respond table, Ok(what the settings say) or Err(part of the message))
+        let cases: &[(String, Result<&[&str], &str>)] = &[
+            (
+                UPSTREAM.into(),
+                Ok(&["upstream: http://127.0.0.1:3000/", "http2: false"]),
+            ),
+            (
+                "proxy = \"https://app.internal:8443\", upstream_http2 = true, ca = \"ca.pem\", \
+                 forwarded = \"rfc7239\", trust_forwarded_from = [\"10.0.0.0/8\", \"::1\"], \
+                 max_body_bytes = 1000, connect_timeout_secs = 1.5, response_timeout_secs = 30"
+                    .into(),
+                Ok(&[
+                    "upstream: https://app.internal:8443/",
+                    "http2: true",
+                    "forwarded: Rfc7239",
+                    "trust_forwarded_from: [IpPrefix { addr: 10.0.0.0, len: 8 }, \
+                     IpPrefix { addr: ::1, len: 128 }]",
+                    "max_body_bytes: 1000",
+                    "connect_timeout: 1.5s",
+                    "response_timeout: 30s",
+                    "ca.pem",
+                ]),
+            ),
+            (
+                "proxy = \"ftp://127.0.0.1\"".into(),
+                Err(
+                    "vhost \"a.test\": respond.proxy \"ftp://127.0.0.1\": the scheme must be http or https",
+                ),
+            ),
+            (
+                "proxy = \"http://127.0.0.1:3000/app\"".into(),
+                Err(
+                    "vhost \"a.test\": respond.proxy \"http://127.0.0.1:3000/app\": a path or query is not supported",
+                ),
+            ),
+            (
+                format!("{UPSTREAM}, body = \"text\""),
+                Err("vhost \"a.test\": respond needs exactly one of body, dir or proxy"),
+            ),
+            (
+                "forwarded = \"none\"".into(),
+                Err("vhost \"a.test\": respond needs exactly one of body, dir or proxy"),
+            ),
+            (
+                "body = \"text\", max_body_bytes = 10".into(),
+                Err(
+                    "vhost \"a.test\": respond.max_body_bytes is a setting of proxy; it does nothing with body",
+                ),
+            ),
+            (
+                format!("{UPSTREAM}, ca = \"ca.pem\""),
+                Err("vhost \"a.test\": respond.ca is for https:// upstreams only"),
+            ),
+            (
+                format!("{UPSTREAM}, forwarded = \"all\""),
+                Err(
+                    "vhost \"a.test\": respond.forwarded: \"all\" is not one of rfc7239, x-forwarded, both, none",
+                ),
+            ),
+            (
+                format!("{UPSTREAM}, trust_forwarded_from = [\"10.0.0.1/8\"]"),
+                Err(
+                    "vhost \"a.test\": respond.trust_forwarded_from: \"10.0.0.1/8\" has bits set past the prefix length /8",
+                ),
+            ),
+            (
+                format!("{UPSTREAM}, trust_forwarded_from = [\"app.internal\"]"),
+                Err(
+                    "vhost \"a.test\": respond.trust_forwarded_from: \"app.internal\" is not an IP address",
+                ),
+            ),
+            (
+                format!("{UPSTREAM}, connect_timeout_secs = 0"),
+                Err(
+                    "vhost \"a.test\": respond.connect_timeout_secs = 0: give seconds, more than 0",
+                ),
+            ),
+            (
+                format!("{UPSTREAM}, response_timeout_secs = 86400"),
+                Err("vhost \"a.test\": respond.response_timeout_secs = 86400: give seconds"),
+            ),
+        ];
+        for (keys, expected) in cases {
+            let parsed = parse(&format!("respond = {{ {keys} }}"));
+            match (&parsed, expected) {
+                (Ok(config), Ok(says)) => {
+                    let Respond::Proxy(settings) = &config.vhosts[0].respond else {
+                        panic!("{keys}: {:?}", config.vhosts[0].respond);
+                    };
+                    let settings = format!("{settings:?}");
+                    for said in *says {
+                        assert!(settings.contains(said), "{keys}: {said} not in {settings}");
+                    }
+                }
+                (Err(err), Err(start)) => {
+                    assert_eq!(err.kind(), ErrorKind::Invalid, "{keys}: {err}");
+                    assert!(err.message().starts_with(start), "{keys}: {err}");
+                }
+                _ => panic!("{keys}: {parsed:?}"),
+            }
+        }
+        // Types and names are the TOML reader's to check.
+        for (keys, message) in [
+            (format!("{UPSTREAM}, max_body_bytes = -1"), "invalid value"),
+            (
+                format!("{UPSTREAM}, upstream_http2 = \"yes\""),
+                "invalid type",
+            ),
+            (
+                format!("{UPSTREAM}, upstream = \"b\""),
+                "unknown field `upstream`",
+            ),
+        ] {
+            let err = parse(&format!("respond = {{ {keys} }}")).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Syntax, "{keys}: {err}");
+            assert!(err.message().contains(message), "{keys}: {err}");
         }
     }
 

@@ -84,6 +84,13 @@ impl Error {
         self
     }
 
+    /// Puts `context` — where the problem is, such as `vhost "a.test": respond.` — before
+    /// the message; the kind and the source stay.
+    pub(crate) fn context(mut self, context: &str) -> Self {
+        self.message.insert_str(0, context);
+        self
+    }
+
     /// Attaches the configuration file this error is about, unless one is already set.
     pub(crate) fn in_file(mut self, file: &Path) -> Self {
         if self.file.is_none() {

@@ -17,6 +17,9 @@
 //!   most about 64 MiB in all.
 //!
 //! An HTTP/2 stream that gets no window for `send_timeout` is reset (`CANCEL`).
+//!
+//! [`send_h2`] also sends the responses of `respond = { proxy = … }` ([`Body::proxied`]):
+//! an upstream's body is read only as fast as the client's window allows, like a file.
 
 use std::fmt;
 use std::future::poll_fn;
@@ -35,6 +38,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tower_http::services::ServeFile;
 use tower_http::services::fs::ServeFileSystemResponseBody;
 
+use crate::proxy::ProxyBody;
+
 /// The read buffer of one file response, and so the largest piece read at once: one HTTP/2
 /// DATA frame at the default frame size.
 pub(crate) const CHUNK: usize = 16 * 1024;
@@ -50,12 +55,20 @@ pub(crate) const MAX_STREAMING: usize = 1024;
 /// The permits for [`MAX_STREAMING`].
 static STREAMING: Semaphore = Semaphore::const_new(MAX_STREAMING);
 
-/// A response body: fixed bytes (fixed bodies, refusals, errors), or a file being read.
+/// A response body: fixed bytes (fixed bodies, refusals, errors), a file being read, or
+/// an upstream's response being forwarded.
 ///
 /// The fixed case is a [`Full`] over shared [`Bytes`]: no copy, no allocation.
 pub(crate) enum Body {
     Fixed(Full<Bytes>),
     File(Box<FileBody>),
+    Proxied(Box<ProxiedBody>),
+}
+
+/// An upstream's response, with what must live as long as it is being sent.
+pub(crate) struct ProxiedBody {
+    inner: ProxyBody,
+    _hold: Option<Box<dyn Send>>,
 }
 
 /// A file being streamed, with what must live as long as it does.
@@ -71,13 +84,25 @@ impl Body {
         Self::Fixed(Full::new(bytes))
     }
 
-    /// Keeps `guard` alive until a file body is dropped (fully sent or abandoned); a fixed
-    /// body drops it at once.
+    /// The body of a response [`Proxy::forward`](crate::proxy::Proxy::forward) returned.
+    pub(crate) fn proxied(body: ProxyBody) -> Self {
+        Self::Proxied(Box::new(ProxiedBody {
+            inner: body,
+            _hold: None,
+        }))
+    }
+
+    /// Keeps `guard` alive until a file or proxied body is dropped (fully sent or
+    /// abandoned); a fixed body drops it at once.
     pub(crate) fn holding(self, guard: impl Send + 'static) -> Self {
         match self {
             Self::File(mut file) => {
                 file._hold = Some(Box::new(guard));
                 Self::File(file)
+            }
+            Self::Proxied(mut proxied) => {
+                proxied._hold = Some(Box::new(guard));
+                Self::Proxied(proxied)
             }
             fixed @ Self::Fixed(_) => fixed,
         }
@@ -89,6 +114,7 @@ impl fmt::Debug for Body {
         match self {
             Self::Fixed(body) => f.debug_tuple("Fixed").field(body).finish(),
             Self::File(_) => f.write_str("File"),
+            Self::Proxied(proxied) => f.debug_tuple("Proxied").field(&proxied.inner).finish(),
         }
     }
 }
@@ -106,6 +132,7 @@ impl HttpBody for Body {
                 .poll_frame(cx)
                 .map(|frame| frame.map(|result| result.map_err(|never| match never {}))),
             Self::File(file) => Pin::new(&mut file.inner).poll_frame(cx),
+            Self::Proxied(proxied) => Pin::new(&mut proxied.inner).poll_frame(cx),
         }
     }
 
@@ -113,6 +140,7 @@ impl HttpBody for Body {
         match self {
             Self::Fixed(body) => body.is_end_stream(),
             Self::File(file) => file.inner.is_end_stream(),
+            Self::Proxied(proxied) => proxied.inner.is_end_stream(),
         }
     }
 
@@ -120,6 +148,7 @@ impl HttpBody for Body {
         match self {
             Self::Fixed(body) => body.size_hint(),
             Self::File(file) => file.inner.size_hint(),
+            Self::Proxied(proxied) => proxied.inner.size_hint(),
         }
     }
 }
@@ -336,6 +365,7 @@ fn busy(method: &Method) -> Response<Body> {
 /// the flow-control window the peer grants, so that no more than one chunk of it waits in
 /// memory. A stream that gets no window for `send_timeout` is reset with `CANCEL`; a body
 /// that fails or ends short of its `Content-Length` is reset with `INTERNAL_ERROR`.
+/// Trailers (an upstream's; files have none) end the stream.
 pub(crate) async fn send_h2(
     mut respond: h2::server::SendResponse<Bytes>,
     response: Response<Body>,
@@ -393,7 +423,8 @@ enum Stop {
 }
 
 /// The body loop of [`send_h2`]: one frame of the body at a time, each sent as the window
-/// allows; `length` (the `Content-Length`) marks the last piece, which ends the stream.
+/// allows; `length` (the `Content-Length`) marks the last piece, which ends the stream, and
+/// so do trailers.
 async fn send_body<B>(
     stream: &mut h2::SendStream<Bytes>,
     mut body: B,
@@ -411,8 +442,17 @@ where
             }
             return stream.send_data(Bytes::new(), true).map_err(Stop::Peer);
         };
-        let Ok(mut data) = frame.map_err(Stop::Body)?.into_data() else {
-            continue; // trailers: none for files
+        let mut data = match frame.map_err(Stop::Body)?.into_data() {
+            Ok(data) => data,
+            Err(frame) => {
+                let Ok(trailers) = frame.into_trailers() else {
+                    continue; // a kind of frame http-body may add later
+                };
+                if remaining.is_some_and(|left| left > 0) {
+                    return Err(Stop::Short);
+                }
+                return stream.send_trailers(trailers).map_err(Stop::Peer);
+            }
         };
         if let Some(left) = remaining {
             data.truncate(usize::try_from(left).unwrap_or(usize::MAX));

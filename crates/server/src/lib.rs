@@ -25,8 +25,15 @@
 //! listener, keeps refusal logs within a budget, and reloads its configuration and
 //! certificates without dropping a connection ([`ReloadHandle`], SIGHUP in the binary).
 //!
+//! A virtual host with `respond = { proxy = "http://127.0.0.1:3000" }` is the TLS front of
+//! an application: requests the listener core serves are forwarded (HTTP/1.1, h2c or
+//! HTTPS) with their bodies streamed both ways, `Host`, `Via` and `Forwarded` rewritten,
+//! and HTTP/1.1 upgrades (WebSocket) tunnelled. Its 421s stay this server's own decision
+//! about the client's connection: an application's 421 is retried on a new connection,
+//! never passed on (RFC 9110 §15.5.20).
+//!
 //! # What it does not do
-//! No proxying, no plain-HTTP listener, no HTTP/3.
+//! No plain-HTTP listener, no HTTP/3.
 //!
 //! # Example
 //! ```no_run
@@ -58,10 +65,6 @@ mod in_memory;
 mod metrics;
 mod origin;
 pub mod probe;
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the request path does not forward yet")
-)]
 mod proxy;
 mod server;
 mod serving;

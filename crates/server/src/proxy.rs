@@ -78,15 +78,7 @@ use misdirect_response::{RenderOptions, RenderReason, StaticReason, render};
 use rustls::pki_types::CertificateDer;
 use tokio::sync::watch;
 
-#[cfg_attr(
-    not(test),
-    expect(
-        unused_imports,
-        reason = "the HTTP/2 request path does not forward yet"
-    )
-)]
-pub(crate) use body::H2RequestBody;
-pub(crate) use body::{BoxError, ProxyBody};
+pub(crate) use body::{BoxError, H2RequestBody, ProxyBody};
 pub(crate) use prefix::IpPrefix;
 
 use crate::error::{Error, ErrorKind};
@@ -218,6 +210,11 @@ impl ProxyConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
         })
+    }
+
+    /// Whether the upstream is `https` (only then does `ca` apply).
+    pub(crate) fn is_https(&self) -> bool {
+        self.upstream.scheme() == Some(&Scheme::HTTPS)
     }
 
     /// Speak HTTP/2 to the upstream: with prior knowledge (`h2c`) to an `http` upstream, by

@@ -132,6 +132,8 @@ pub(crate) struct Shared {
     pub(crate) vhost_metrics: Vec<Arc<VhostCounters>>,
     /// TLS handshake failures: one line a second at most.
     handshake_log: RateLimit,
+    /// The server's name in `Via` when it forwards (RFC 9110 §7.6.3).
+    pub(crate) via: Arc<str>,
 }
 
 /// The stream a connection is served on once its handshake is done.
@@ -602,6 +604,7 @@ impl Shared {
             metrics: metrics.clone(),
             vhost_metrics,
             handshake_log: RateLimit::new(std::time::Duration::from_secs(1)),
+            via: Arc::from("misdirect"),
         })
     }
 }

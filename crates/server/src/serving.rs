@@ -1,27 +1,39 @@
 //! HTTP/1.1 (hyper) and HTTP/2 (h2) serving, and the per-request path: target, decision,
 //! answer (`docs/design.md`, "Architecture", steps 5–7).
+//!
+//! A virtual host with `respond = { proxy = … }` answers with [`Proxy::forward`]: the
+//! request body streams to the upstream and its response back, and the request counts as
+//! in progress on its connection (for idle timeouts, reclaiming, shutdown and reloads) until
+//! the response has been sent — or, after an HTTP/1.1 `101 Switching Protocols`, until the
+//! tunnel that the connection became has closed.
 
 use std::convert::Infallible;
+use std::future::poll_fn;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Method, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use misdirect_authority::RequestTarget;
 use misdirect_coalesce::{Outcome, VhostId};
 use tokio::sync::watch;
 
 use crate::config::Respond;
-use crate::conn::{Activity, Expired, Watchdog};
+use crate::conn::{Activity, Expired, InFlight, Watchdog};
 use crate::files::{self, Body};
+use crate::proxy::{ForwardContext, H2RequestBody, Proxy, Tunnel};
 use crate::server::{Conn, Shared, Stream, Transport};
 
 /// Serves HTTP/1.1 until the client closes, a response says `Connection: close` (every
 /// 421), the connection is idle for `idle_timeout` or a request head takes longer than
 /// `header_read_timeout`, the registry reclaims it, or shutdown: then the current response
-/// is finished and the connection closed.
+/// is finished and the connection closed. A connection an upstream upgraded (`101`) is
+/// served until its tunnel closes, or until it is dropped (shutdown timeout), which closes
+/// the tunnel.
 pub(crate) async fn serve_h1<T: Transport>(
     shared: Arc<Shared>,
     conn: Arc<Conn>,
@@ -33,23 +45,26 @@ pub(crate) async fn serve_h1<T: Transport>(
     let watchdog = Watchdog::h1(activity.clone(), &limits);
     let peer = conn.peer;
     let reclaimed = activity.clone();
-    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+    let upgraded: Arc<Mutex<Option<HeldTunnel>>> = Arc::default();
+    let tunnel_slot = upgraded.clone();
+    let service = service_fn(move |request: Request<Incoming>| {
         let shared = shared.clone();
         let conn = conn.clone();
         let in_flight = activity.request();
+        let tunnel_slot = tunnel_slot.clone();
         async move {
-            let (parts, _body) = request.into_parts();
-            let response = match head_too_large(&parts, shared.limits.max_header_bytes) {
-                Some(size) => {
-                    let response =
-                        header_too_large(&conn, &parts, size, shared.limits.max_header_bytes);
-                    shared.vhost_metrics[conn.presented.index()].count_request(response.status());
-                    response.map(Body::fixed)
-                }
-                None => answer(&shared, &conn, &parts).await,
-            };
-            // A file body is in progress until it is sent.
-            Ok::<_, Infallible>(response.map(|body| body.holding(in_flight)))
+            let mut response = answer_h1(&shared, &conn, request).await;
+            // After this 101 the connection is the tunnel's: in progress until it closes.
+            if let Some(tunnel) = response.extensions_mut().remove::<Tunnel>() {
+                let held = HeldTunnel {
+                    tunnel,
+                    _in_flight: in_flight,
+                };
+                *tunnel_slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(held);
+                return Ok::<_, Infallible>(response);
+            }
+            // A file or proxied body is in progress until it is sent.
+            Ok(response.map(|body| body.holding(in_flight)))
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -62,7 +77,9 @@ pub(crate) async fn serve_h1<T: Transport>(
         // what follows it; heads over the limit are refused with 431 by head_too_large.
         .max_buf_size(limits.max_header_bytes + H1_BUFFER_SLACK)
         .keep_alive(true);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
@@ -81,6 +98,30 @@ pub(crate) async fn serve_h1<T: Transport>(
     };
     if let Err(err) = result {
         tracing::debug!(error = %err, "HTTP/1.1 connection ended with an error");
+    }
+    // hyper has handed the connection over to the tunnel. Dropping `held` (here once the
+    // tunnel has closed, or when this future is dropped at the shutdown timeout) closes it.
+    let held = upgraded
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(held) = held {
+        held.tunnel.finished().await;
+        tracing::debug!(%peer, "upgraded connection closed");
+    }
+}
+
+/// An HTTP/1.1 connection that an upstream upgraded: the tunnel it became, and the request
+/// in progress, which lasts as long as the tunnel. Dropping it closes the tunnel.
+struct HeldTunnel {
+    tunnel: Tunnel,
+    _in_flight: InFlight,
+}
+
+impl Drop for HeldTunnel {
+    fn drop(&mut self) {
+        // Nothing happens when the tunnel has already closed.
+        self.tunnel.abort();
     }
 }
 
@@ -185,9 +226,10 @@ pub(crate) async fn serve_h2<S>(
         match next {
             Some(Ok((request, respond))) => {
                 activity.answered();
-                let (parts, _body) = request.into_parts();
+                let (parts, body) = request.into_parts();
                 // Refusals and fixed bodies are answered here, without a task per stream;
-                // only files, which wait on the disk, get their own task.
+                // only files, which wait on the disk, and forwarded requests, which wait on
+                // the upstream, get their own task.
                 match answer_now(&shared, &conn, &parts) {
                     Answer::Ready(response, vhost) => {
                         shared.vhost_metrics[vhost.index()].count_request(response.status());
@@ -203,6 +245,19 @@ pub(crate) async fn serve_h2<S>(
                             files::send_h2(respond, response, limits.send_timeout).await;
                             drop(in_flight);
                         });
+                    }
+                    Answer::Proxy(proxy, ctx, vhost) => {
+                        let request = Request::from_parts(parts, H2RequestBody::new(body));
+                        let in_flight = activity.request();
+                        tokio::spawn(forward_h2(
+                            shared.clone(),
+                            proxy,
+                            ctx,
+                            vhost,
+                            request,
+                            respond,
+                            in_flight,
+                        ));
                     }
                 }
             }
@@ -291,26 +346,72 @@ fn send_h2(mut respond: h2::server::SendResponse<Bytes>, response: Response<Byte
     }
 }
 
-/// One request: its target (`misdirect-authority`), the decision (`misdirect-coalesce`),
-/// and the answer (`misdirect-response` for refusals, the virtual host's `respond` else).
-pub(crate) async fn answer(shared: &Shared, conn: &Conn, parts: &Parts) -> Response<Body> {
-    let (response, vhost) = match answer_now(shared, conn, parts) {
+/// Forwards one HTTP/2 stream's request and sends the upstream's response back window by
+/// window (as a file is sent). A stream the client resets while the upstream has not
+/// answered yet is abandoned, which also abandons the upstream's exchange.
+async fn forward_h2(
+    shared: Arc<Shared>,
+    proxy: Arc<Proxy>,
+    ctx: ForwardContext,
+    vhost: VhostId,
+    request: Request<H2RequestBody>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    in_flight: InFlight,
+) {
+    let peer = ctx.peer;
+    let forwarded = proxy.forward(request, ctx);
+    let mut response = tokio::select! {
+        response = forwarded => response,
+        reset = poll_fn(|cx| respond.poll_reset(cx)) => {
+            tracing::debug!(%peer, ?reset, "HTTP/2 stream reset before the upstream answered");
+            return;
+        }
+    };
+    shared.vhost_metrics[vhost.index()].count_request(response.status());
+    // RFC 9110 §6.6.1: a response forwarded without Date gets one.
+    if !response.headers().contains_key(header::DATE) {
+        response.headers_mut().insert(header::DATE, date_now());
+    }
+    let response = response.map(Body::proxied);
+    files::send_h2(respond, response, shared.limits.send_timeout).await;
+    drop(in_flight);
+}
+
+/// One HTTP/1.1 request: its target (`misdirect-authority`), the decision
+/// (`misdirect-coalesce`), and the answer (`misdirect-response` for refusals, the virtual
+/// host's `respond` else — for a proxy, with the request's body and its extensions, which
+/// hold a pending upgrade).
+async fn answer_h1(shared: &Shared, conn: &Conn, request: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let limit = shared.limits.max_header_bytes;
+    if let Some(size) = head_too_large(&parts, limit) {
+        let response = header_too_large(conn, &parts, size, limit);
+        shared.vhost_metrics[conn.presented.index()].count_request(response.status());
+        return response.map(Body::fixed);
+    }
+    let (response, vhost) = match answer_now(shared, conn, &parts) {
         Answer::Ready(response, vhost) => (response.map(Body::fixed), vhost),
-        Answer::File(root, vhost) => (files::serve(&root, parts).await, vhost),
+        Answer::File(root, vhost) => (files::serve(&root, &parts).await, vhost),
+        Answer::Proxy(proxy, ctx, vhost) => {
+            let request = Request::from_parts(parts, body);
+            (proxy.forward(request, ctx).await.map(Body::proxied), vhost)
+        }
     };
     shared.vhost_metrics[vhost.index()].count_request(response.status());
     response
 }
 
-/// What [`answer_now`] decided: a response, or a file under this directory to read; and
-/// the virtual host that answers (for the request counters): the serving one, else the
-/// connection's own.
+/// What [`answer_now`] decided: a response, a file under this directory to read, or a
+/// request to forward; and the virtual host that answers (for the request counters): the
+/// serving one, else the connection's own.
 enum Answer {
     Ready(Response<Bytes>, VhostId),
     File(Arc<Path>, VhostId),
+    Proxy(Arc<Proxy>, ForwardContext, VhostId),
 }
 
-/// [`answer`] up to the point where it would wait: everything but reading a file.
+/// A request's answer up to the point where it would wait: everything but reading a file
+/// or forwarding.
 fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
     let core = &shared.listeners[conn.listener].table.listener;
     match core.on_request(&conn.context, parts) {
@@ -329,9 +430,15 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
             if vhost != conn.presented {
                 shared.vhost_metrics[vhost.index()].count_coalesced();
             }
-            match &site_vhost.config.respond {
-                Respond::Body(body) => Answer::Ready(fixed_body(body, parts), vhost),
-                Respond::Dir(root) => Answer::File(root.clone(), vhost),
+            match (&site_vhost.config.respond, &site_vhost.proxy) {
+                (Respond::Body(body), _) => Answer::Ready(fixed_body(body, parts), vhost),
+                (Respond::Dir(root), _) => Answer::File(root.clone(), vhost),
+                (Respond::Proxy(_), Some(proxy)) => match forward_context(shared, conn, parts) {
+                    Some(ctx) => Answer::Proxy(proxy.clone(), ctx, vhost),
+                    None => Answer::Ready(internal_error(parts), vhost),
+                },
+                // The site builds a proxy for every `respond = { proxy }`.
+                (Respond::Proxy(_), None) => Answer::Ready(internal_error(parts), vhost),
             }
         }
         Outcome::Respond { response, refusal } => {
@@ -341,11 +448,27 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
             Answer::Ready(response, conn.presented)
         }
         // Outcome is non-exhaustive; every outcome the core makes today is above.
-        _ => Answer::Ready(
-            plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n", parts),
-            conn.presented,
-        ),
+        _ => Answer::Ready(internal_error(parts), conn.presented),
     }
+}
+
+/// What the upstream is told about a request the listener core decided to serve: the
+/// authority that decision used (the core parsed the same target, so it parses here), and
+/// the connection's addresses.
+fn forward_context(shared: &Shared, conn: &Conn, parts: &Parts) -> Option<ForwardContext> {
+    let target = RequestTarget::from_parts(parts).ok()?;
+    Some(ForwardContext {
+        peer: conn.peer,
+        authority: target.authority().to_string(),
+        scheme: "https",
+        local: shared.listeners[conn.listener].local,
+        via: shared.via.clone(),
+    })
+}
+
+/// 500, for what cannot happen.
+fn internal_error(parts: &Parts) -> Response<Bytes> {
+    plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n", parts)
 }
 
 /// 405 for a method the virtual host does not serve, with the `Allow` it does serve
@@ -354,7 +477,10 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
 fn method_not_allowed(respond: &Respond, parts: &Parts) -> Response<Bytes> {
     let allow = match respond {
         Respond::Dir(_) => "GET, HEAD",
-        Respond::Body(_) => "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH",
+        // The application decides what else it allows; everything but CONNECT is forwarded.
+        Respond::Body(_) | Respond::Proxy(_) => {
+            "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH"
+        }
     };
     let mut response = plain(
         StatusCode::METHOD_NOT_ALLOWED,

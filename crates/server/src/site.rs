@@ -14,8 +14,9 @@ use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::{CertSource, Config, Material, TlsMin, Vhost};
+use crate::config::{CertSource, Config, Material, ProxyRespond, Respond, TlsMin, Vhost};
 use crate::error::{Error, ErrorKind};
+use crate::proxy::Proxy;
 
 /// The loaded virtual hosts, in configuration order (a `VhostId`'s index is a position
 /// here). Picking one by SNI is the listener core's job.
@@ -41,6 +42,10 @@ pub(crate) struct LoadedVhost {
     /// Its end-entity certificate's notAfter, in seconds since the epoch (for the expiry
     /// metric).
     pub(crate) not_after: Option<i64>,
+    /// Its forwarding client, when it answers with `respond = { proxy = … }`: made anew with
+    /// each load (a reload reads `ca` and the system's roots again), shared by every
+    /// connection that serves the virtual host.
+    pub(crate) proxy: Option<Arc<Proxy>>,
 }
 
 /// Sessions each virtual host's cache keeps for resumption.
@@ -206,6 +211,10 @@ fn load_vhost(
     tls.alpn_protocols = vhost.alpn.iter().map(|a| a.wire().to_vec()).collect();
     tls.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
     tls.ignore_client_order = false;
+    let proxy = match &vhost.respond {
+        Respond::Proxy(settings) => Some(Arc::new(load_proxy(settings, name)?)),
+        Respond::Body(_) | Respond::Dir(_) => None,
+    };
     Ok(LoadedVhost {
         config: vhost.clone(),
         tls: Arc::new(tls),
@@ -213,7 +222,31 @@ fn load_vhost(
         cert_id,
         anchors,
         not_after,
+        proxy,
     })
+}
+
+/// The forwarding client of `respond = { proxy = … }`: reads `ca`, or the system's roots
+/// for an `https` upstream without one.
+fn load_proxy(settings: &ProxyRespond, vhost: &str) -> Result<Proxy, Error> {
+    let mut config = settings.config.clone();
+    if let Some(ca) = &settings.ca {
+        let cert_error = |message: String| {
+            Error::new(
+                ErrorKind::Certificate,
+                format!("vhost \"{vhost}\": respond.ca {}: {message}", ca.label()),
+            )
+        };
+        let pem = read(ca, vhost)?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| cert_error(format!("not a PEM certificate: {err}")).with_source(err))?;
+        if certs.is_empty() {
+            return Err(cert_error("no certificate in the file".into()));
+        }
+        config = config.ca(certs);
+    }
+    Proxy::new(config).map_err(|err| err.context(&format!("vhost \"{vhost}\": respond.")))
 }
 
 /// Whether a PEM key file holds an encrypted key: PKCS#8 `ENCRYPTED PRIVATE KEY`, or a
@@ -319,6 +352,58 @@ mod tests {
             id(&mut sets, &format!("{one}{two}")),
             id(&mut sets, &format!("{one}{other}"))
         );
+    }
+
+    /// A proxy is built when the site loads, with its `ca` read then; what goes wrong
+    /// names the virtual host and the file.
+    #[test]
+    fn a_proxy_is_built_with_its_ca() {
+        let dir = std::env::temp_dir().join(format!("misdirect-site-proxy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        std::fs::write(dir.join("ca.pem"), ca("upstream CA")).expect("write");
+        std::fs::write(dir.join("text.pem"), "not a certificate\n").expect("write");
+        std::fs::write(
+            dir.join("broken.pem"),
+            "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let load = |respond: &str| {
+            let text = format!(
+                "[[vhost]]\nname = \"a.test\"\nself_signed = true\nrespond = {{ {respond} }}\n"
+            );
+            let config = Config::from_toml(&text, &dir.join("misdirect.toml"), &dir)?;
+            Site::load(&config)
+        };
+        // (respond, None when it loads, or the error's kind and the start of its message)
+        let cases: &[(&str, Option<(ErrorKind, &str)>)] = &[
+            ("proxy = \"http://127.0.0.1:3000\"", None),
+            ("proxy = \"https://127.0.0.1:3000\", ca = \"ca.pem\"", None),
+            (
+                "proxy = \"https://127.0.0.1:3000\", ca = \"missing.pem\"",
+                Some((ErrorKind::Io, "vhost \"a.test\": cannot read")),
+            ),
+            (
+                "proxy = \"https://127.0.0.1:3000\", ca = \"text.pem\"",
+                Some((ErrorKind::Certificate, "vhost \"a.test\": respond.ca")),
+            ),
+            (
+                "proxy = \"https://127.0.0.1:3000\", ca = \"broken.pem\"",
+                Some((ErrorKind::Certificate, "vhost \"a.test\": respond.ca")),
+            ),
+        ];
+        for (respond, expected) in cases {
+            match (load(respond), expected) {
+                (Ok(site), None) => assert!(site.vhosts[0].proxy.is_some(), "{respond}"),
+                (Err(err), Some((kind, start))) => {
+                    assert_eq!(err.kind(), *kind, "{respond}: {err}");
+                    assert!(err.message().starts_with(start), "{respond}: {err}");
+                }
+                (other, _) => panic!("{respond}: {other:?}"),
+            }
+        }
+        let site = load("body = \"text\"").expect("a fixed body");
+        assert!(site.vhosts[0].proxy.is_none());
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[test]
