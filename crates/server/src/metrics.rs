@@ -61,6 +61,8 @@ pub(crate) struct VhostCounters {
     requests: [AtomicU64; STATUS_SLOTS],
     coalesced: AtomicU64,
     handshakes: AtomicU64,
+    /// Requests its proxy sent again after the upstream answered `421`.
+    proxy_retries_421: AtomicU64,
 }
 
 /// The protocol of an open connection (`misdirect_open_connections{protocol}`).
@@ -240,6 +242,7 @@ impl VhostCounters {
             requests: [const { AtomicU64::new(0) }; STATUS_SLOTS],
             coalesced: AtomicU64::new(0),
             handshakes: AtomicU64::new(0),
+            proxy_retries_421: AtomicU64::new(0),
         }
     }
 
@@ -259,6 +262,12 @@ impl VhostCounters {
     #[inline]
     pub(crate) fn count_handshake(&self) {
         self.handshakes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `retries` more requests its proxy sent again after the upstream answered `421` (the
+    /// server moves each proxy's count here every second).
+    pub(crate) fn count_proxy_retries_421(&self, retries: u64) {
+        self.proxy_retries_421.fetch_add(retries, Ordering::Relaxed);
     }
 }
 
@@ -523,6 +532,18 @@ impl Collector for Metrics {
             MetricType::Counter,
         )?;
         counter(family, suppressed)?;
+
+        let mut family = encoder.encode_descriptor(
+            "misdirect_proxy_retries_421",
+            "Requests a virtual host's proxy sent again, on a new connection, after its \
+             upstream answered 421 Misdirected Request.",
+            None,
+            MetricType::Counter,
+        )?;
+        for vhost in &vhosts {
+            let count = vhost.proxy_retries_421.load(Ordering::Relaxed);
+            counter(family.encode_family(&[("vhost", &*vhost.name)])?, count)?;
+        }
         Ok(())
     }
 }
@@ -535,9 +556,10 @@ fn counter(mut encoder: MetricEncoder<'_>, value: u64) -> Result<(), std::fmt::E
 // ---------------------------------------------------------------------------------------
 // Slots: the small integers the request path indexes the counter arrays with.
 
-/// The status codes counted one by one; anything else is `other`.
-const STATUSES: [u16; 14] = [
-    200, 206, 304, 400, 404, 405, 408, 412, 413, 416, 421, 431, 500, 503,
+/// The status codes counted one by one; anything else is `other`. 502 and 504 are a
+/// proxy's answers when its upstream fails or is late.
+const STATUSES: [u16; 16] = [
+    200, 206, 304, 400, 404, 405, 408, 412, 413, 416, 421, 431, 500, 502, 503, 504,
 ];
 
 const STATUS_SLOTS: usize = STATUSES.len() + 1;
@@ -545,7 +567,7 @@ const STATUS_SLOTS: usize = STATUSES.len() + 1;
 /// The `status` label of each slot.
 const STATUS_LABELS: [&str; STATUS_SLOTS] = [
     "200", "206", "304", "400", "404", "405", "408", "412", "413", "416", "421", "431", "500",
-    "503", "other",
+    "502", "503", "504", "other",
 ];
 
 #[inline]
@@ -564,8 +586,10 @@ fn status_slot(code: u16) -> usize {
         421 => 10,
         431 => 11,
         500 => 12,
-        503 => 13,
-        _ => 14,
+        502 => 13,
+        503 => 14,
+        504 => 15,
+        _ => 16,
     }
 }
 
@@ -662,7 +686,7 @@ mod tests {
             assert_eq!(status_slot(*code), slot, "{code}");
             assert_eq!(STATUS_LABELS[slot], code.to_string(), "{code}");
         }
-        for code in [100, 201, 301, 302, 401, 403, 429, 502, 504, 999] {
+        for code in [100, 101, 201, 301, 302, 401, 403, 429, 501, 505, 999] {
             assert_eq!(STATUS_LABELS[status_slot(code)], "other", "{code}");
         }
     }
@@ -725,6 +749,8 @@ mod tests {
         metrics.set_certificate_expiry([("a.test", 1_893_456_000), ("b.test", 1_900_000_000)]);
         metrics.count_refusal_log_suppressed(4);
         metrics.count_refusal_log_suppressed(3);
+        table[1].count_request(StatusCode::BAD_GATEWAY);
+        table[1].count_proxy_retries_421(2);
 
         let text = exposition(&metrics, Format::Prometheus);
         assert_eq!(
@@ -734,6 +760,7 @@ mod tests {
                 r#"misdirect_requests_total{vhost="a.test",status="421"} 2"#,
                 r#"misdirect_requests_total{vhost="a.test",status="other"} 1"#,
                 r#"misdirect_requests_total{vhost="b.test",status="200"} 1"#,
+                r#"misdirect_requests_total{vhost="b.test",status="502"} 1"#,
                 r#"misdirect_refusals_total{status="421",reason="client-cert-required"} 2"#,
                 r#"misdirect_refusals_total{status="400",reason="missing-host"} 1"#,
                 r#"misdirect_refusals_total{status="404",reason="unknown-host"} 1"#,
@@ -748,6 +775,7 @@ mod tests {
                 r#"misdirect_certificate_not_after_timestamp_seconds{vhost="a.test"} 1893456000"#,
                 r#"misdirect_certificate_not_after_timestamp_seconds{vhost="b.test"} 1900000000"#,
                 "misdirect_refusal_log_suppressed_total 7",
+                r#"misdirect_proxy_retries_421_total{vhost="b.test"} 2"#,
             ],
             "{text}"
         );
@@ -791,6 +819,7 @@ mod tests {
                 "misdirect_config_last_reload_success_timestamp_seconds gauge",
                 "misdirect_certificate_not_after_timestamp_seconds gauge",
                 "misdirect_refusal_log_suppressed_total counter",
+                "misdirect_proxy_retries_421_total counter",
             ]
         );
         let docs = include_str!("../../../docs/server.md");

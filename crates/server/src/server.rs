@@ -350,19 +350,26 @@ impl Server {
 }
 
 /// Every second, lets each listener's refusal log write the summary of a finished window,
-/// and moves the lines they held back into the metrics. A generation a reload replaced is
-/// ticked until its last connection ends, then flushed. When the server stops (the sender
-/// is dropped), every log is flushed.
+/// and moves the lines they held back, and the upstream `421`s each proxy retried, into the
+/// metrics. A generation a reload replaced is ticked until its last connection ends, then
+/// flushed. When the server stops (the sender is dropped), every log is flushed.
 async fn refusal_log_ticker(mut generations: watch::Receiver<Arc<Shared>>) {
-    /// A generation and what its logs had held back when last looked at.
+    /// A generation, what its logs had held back and what its proxies had retried when
+    /// last looked at.
     struct Tracked {
         shared: Arc<Shared>,
         counted: Vec<u64>,
+        retries: Vec<u64>,
     }
     impl Tracked {
         fn new(shared: Arc<Shared>) -> Self {
             let counted = vec![0; shared.listeners.len()];
-            Self { shared, counted }
+            let retries = vec![0; shared.site.vhosts.len()];
+            Self {
+                shared,
+                counted,
+                retries,
+            }
         }
         fn tick(&mut self, flush: bool) {
             for (listener, counted) in self.shared.listeners.iter().zip(&mut self.counted) {
@@ -376,6 +383,19 @@ async fn refusal_log_ticker(mut generations: watch::Receiver<Arc<Shared>>) {
                     .metrics
                     .count_refusal_log_suppressed(total.saturating_sub(*counted));
                 *counted = total;
+            }
+            let vhosts = self
+                .shared
+                .site
+                .vhosts
+                .iter()
+                .zip(&self.shared.vhost_metrics);
+            for ((vhost, counters), counted) in vhosts.zip(&mut self.retries) {
+                if let Some(proxy) = &vhost.proxy {
+                    let total = proxy.retries_421();
+                    counters.count_proxy_retries_421(total.saturating_sub(*counted));
+                    *counted = total;
+                }
             }
         }
     }
