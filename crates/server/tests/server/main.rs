@@ -12,6 +12,7 @@ mod limits;
 mod logs;
 mod matrix;
 mod operate;
+mod proxy;
 mod reload;
 mod requirements;
 mod support;
