@@ -96,8 +96,31 @@ pub fn check(config: &Config) -> Result<CheckReport, Error> {
         // Virtual hosts are in site order in every table: a VhostId's index is the position.
         let by_id = cert_ids.clone();
         let listen_port = (listener.addr.port() != 0).then_some(listener.addr.port());
-        let audit = Audit::run(&table.listener, &by_id, listen_port);
-        let mut findings: Vec<Finding> = audit.findings().iter().map(Finding::from).collect();
+        let mut findings: Vec<Finding> = match listener.tls {
+            true => Audit::run(&table.listener, &by_id, listen_port)
+                .findings()
+                .iter()
+                .map(Finding::from)
+                .collect(),
+            // No certificate is presented here: there is nothing of TLS to audit.
+            false => vec![Finding {
+                severity: Severity::Info,
+                code: "plain-listener",
+                message: format!(
+                    "listener {} serves plain HTTP (tls = false): no SNI, certificate or \
+                     client-certificate checks happen here, so the load balancer in front \
+                     must make them; virtual hosts that require client certificates are \
+                     refused on it",
+                    listener.addr
+                ),
+                names: Vec::new(),
+                vhosts: Vec::new(),
+                certificate: None,
+                advice: "the TLS-terminating load balancer in front must check that each \
+                         request's host is covered by its certificate and matches the \
+                         connection's SNI, or put misdirect itself at the edge",
+            }],
+        };
         if let Some(message) = tables::default_requires_client_cert(&site, listener) {
             findings.push(Finding {
                 severity: Severity::Warning,

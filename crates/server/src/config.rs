@@ -55,6 +55,12 @@ pub(crate) struct Listener {
     pub(crate) reason_in_body: bool,
     /// Send an HTTP/2 ORIGIN frame (RFC 8336) listing the origins each connection serves.
     pub(crate) origin_frame: bool,
+    /// TLS (the default), or plain HTTP/1.1 and h2c for use behind a TLS-terminating load
+    /// balancer.
+    pub(crate) tls: bool,
+    /// A plain listener that answers every request for a host some TLS listener serves
+    /// with a 308 to its `https://` URL.
+    pub(crate) redirect_https: bool,
 }
 
 /// One `[[vhost]]`.
@@ -385,6 +391,14 @@ struct RawListener {
     default_vhost: Option<String>,
     reason_in_body: Option<bool>,
     origin_frame: Option<bool>,
+    tls: Option<bool>,
+    redirect: Option<RedirectTo>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum RedirectTo {
+    Https,
 }
 
 #[derive(Debug, Deserialize)]
@@ -503,6 +517,8 @@ impl RawConfig {
                 default_vhost: None,
                 reason_in_body: None,
                 origin_frame: None,
+                tls: None,
+                redirect: None,
             }]
         } else {
             self.listener
@@ -567,6 +583,19 @@ impl RawListener {
                     ))
                 })?,
         };
+        let tls = self.tls.unwrap_or(true);
+        if tls && self.redirect.is_some() {
+            return Err(invalid(format!(
+                "listener {addr}: redirect = \"https\" is for a plain listener (tls = false), \
+                 the port-80 companion of a TLS listener"
+            )));
+        }
+        if !tls && self.origin_frame == Some(true) {
+            return Err(invalid(format!(
+                "listener {addr}: origin_frame needs TLS: clients ignore ORIGIN frames on \
+                 cleartext connections (RFC 8336 §2.2)"
+            )));
+        }
         Ok(Listener {
             addr,
             public_ports: self.public_ports,
@@ -576,6 +605,8 @@ impl RawListener {
             default_vhost,
             reason_in_body: self.reason_in_body.unwrap_or(true),
             origin_frame: self.origin_frame.unwrap_or(true),
+            tls,
+            redirect_https: self.redirect.is_some(),
         })
     }
 }

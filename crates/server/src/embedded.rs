@@ -241,6 +241,8 @@ impl Embedded {
             default_vhost: 0,
             reason_in_body: true,
             origin_frame: true,
+            tls: true,
+            redirect_https: false,
         };
         Ok(Self {
             config: Config::new_checked(

@@ -33,7 +33,9 @@
 //! never passed on (RFC 9110 §15.5.20).
 //!
 //! # What it does not do
-//! No plain-HTTP listener, no HTTP/3.
+//! No HTTP/3. Plain-HTTP listeners (`tls = false`: HTTP/1.1 and h2c behind a
+//! TLS-terminating load balancer, or a `redirect = "https"` companion) make none of the
+//! TLS checks: the load balancer must.
 //!
 //! # Example
 //! ```no_run
@@ -64,6 +66,7 @@ mod files;
 mod in_memory;
 mod metrics;
 mod origin;
+mod plain;
 pub mod probe;
 mod proxy;
 mod server;

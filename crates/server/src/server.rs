@@ -136,9 +136,6 @@ pub(crate) struct Shared {
     pub(crate) via: Arc<str>,
 }
 
-/// The stream a connection is served on once its handshake is done.
-pub(crate) type Stream<T = TcpStream> = Tracked<TlsStream<T>>;
-
 /// A client's byte stream: a TCP socket, or an in-memory pipe in tests. `peek` looks at the
 /// first bytes without consuming them, to tell a TLS ClientHello from plain HTTP.
 pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
@@ -165,6 +162,10 @@ pub(crate) struct ListenerState {
     pub(crate) table: Table,
     /// Its open connections.
     pub(crate) connections: Arc<Registry>,
+    /// TLS, or plain HTTP/1.1 and h2c (`tls = false`).
+    pub(crate) tls: bool,
+    /// A plain listener that redirects to `https://` (`redirect = "https"`).
+    pub(crate) redirect_https: bool,
 }
 
 /// What the handshake of one connection established.
@@ -615,6 +616,8 @@ impl Shared {
                 local,
                 table,
                 connections,
+                tls: listener.tls,
+                redirect_https: listener.redirect_https,
             });
         }
         Ok(Self {
@@ -756,6 +759,10 @@ pub(crate) async fn connection<T: Transport>(
     stop: watch::Receiver<bool>,
     registration: Registration,
 ) {
+    if !shared.listeners[listener].tls {
+        crate::plain::connection(shared, listener, tcp, peer, stop, registration).await;
+        return;
+    }
     let activity = registration.activity().clone();
     let handshake = tokio::select! {
         done = tokio::time::timeout(

@@ -26,7 +26,7 @@ use crate::config::Respond;
 use crate::conn::{Activity, Expired, InFlight, Watchdog};
 use crate::files::{self, Body};
 use crate::proxy::{ForwardContext, H2RequestBody, Proxy, Tunnel};
-use crate::server::{Conn, Shared, Stream, Transport};
+use crate::server::{Conn, Shared};
 
 /// Serves HTTP/1.1 until the client closes, a response says `Connection: close` (every
 /// 421), the connection is idle for `idle_timeout` or a request head takes longer than
@@ -34,13 +34,15 @@ use crate::server::{Conn, Shared, Stream, Transport};
 /// is finished and the connection closed. A connection an upstream upgraded (`101`) is
 /// served until its tunnel closes, or until it is dropped (shutdown timeout), which closes
 /// the tunnel.
-pub(crate) async fn serve_h1<T: Transport>(
+pub(crate) async fn serve_h1<S>(
     shared: Arc<Shared>,
     conn: Arc<Conn>,
-    stream: Stream<T>,
+    stream: S,
     mut stop: watch::Receiver<bool>,
     activity: Arc<Activity>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let limits = shared.limits;
     let watchdog = Watchdog::h1(activity.clone(), &limits);
     let peer = conn.peer;
@@ -413,6 +415,9 @@ enum Answer {
 /// A request's answer up to the point where it would wait: everything but reading a file
 /// or forwarding.
 fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
+    if let Some(response) = crate::plain::redirect(shared, conn, parts) {
+        return Answer::Ready(response, conn.presented);
+    }
     let core = &shared.listeners[conn.listener].table.listener;
     match core.on_request(&conn.context, parts) {
         Outcome::Serve { vhost, warning } => {
@@ -427,7 +432,9 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
                 let response = method_not_allowed(&site_vhost.config.respond, parts);
                 return Answer::Ready(response, vhost);
             }
-            if vhost != conn.presented {
+            // Coalesced: served by another virtual host than the one whose certificate the
+            // connection presented (a cleartext connection presents none).
+            if conn.context.presented_vhost().is_some_and(|p| p != vhost) {
                 shared.vhost_metrics[vhost.index()].count_coalesced();
             }
             match (&site_vhost.config.respond, &site_vhost.proxy) {
@@ -460,7 +467,12 @@ fn forward_context(shared: &Shared, conn: &Conn, parts: &Parts) -> Option<Forwar
     Some(ForwardContext {
         peer: conn.peer,
         authority: target.authority().to_string(),
-        scheme: "https",
+        // The protocol of the hop into this listener (RFC 7239 §5.4): on a plain listener
+        // behind a TLS-terminating balancer, `http` (the balancer's own entry says https).
+        scheme: match shared.listeners[conn.listener].tls {
+            true => "https",
+            false => "http",
+        },
         local: shared.listeners[conn.listener].local,
         via: shared.via.clone(),
     })

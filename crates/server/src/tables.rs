@@ -53,7 +53,11 @@ impl Table {
         ports: &[u16],
         log: &config::Log,
     ) -> Result<Self, Error> {
-        let mut builder = VirtualHosts::builder(Scheme::Https);
+        let scheme = match listener.tls {
+            true => Scheme::Https,
+            false => Scheme::Http,
+        };
+        let mut builder = VirtualHosts::builder(scheme);
         let mut ids = Vec::with_capacity(site.vhosts.len());
         for loaded in &site.vhosts {
             let vhost = &loaded.config;
@@ -132,7 +136,8 @@ impl Table {
             listener: misdirect_coalesce::Listener::new(vhosts)
                 .render_options(render)
                 .refusal_log_mode(log.refusals),
-            origin_frames: listener.origin_frame,
+            // Clients ignore ORIGIN frames on cleartext connections (RFC 8336 §2.2).
+            origin_frames: listener.origin_frame && listener.tls,
             origin_cache: Mutex::new(HashMap::new()),
         })
     }
@@ -179,6 +184,10 @@ pub(crate) const DEFAULT_CLIENT_CERT_ADVICE: &str =
 /// or `None` when it does not: clients that send no SNI, or one no virtual host serves, get
 /// the default's handshake, which fails without a client certificate.
 pub(crate) fn default_requires_client_cert(site: &Site, listener: &Listener) -> Option<String> {
+    // A plain listener makes no handshake.
+    if !listener.tls {
+        return None;
+    }
     let vhost = &site.vhosts.get(listener.default_vhost)?.config;
     vhost.client_auth.as_ref().filter(|auth| auth.required)?;
     Some(format!(

@@ -456,3 +456,29 @@ fn ip_address_sans_are_not_a_hazard() {
     assert!(!text.contains("serve these names"), "{text}");
     assert_eq!(report.exit_code(true), 0);
 }
+
+/// A plain listener has nothing of TLS to audit: one information finding that says the
+/// load balancer in front must make the TLS checks, and no certificate findings.
+#[test]
+fn a_plain_listener_is_information_only() {
+    let dir = Dir::new("check-plain");
+    let text = format!(
+        "{}tls = false\n{}{}",
+        listener("secure", ""),
+        vhost("a.test", "abold", ""),
+        vhost("c.test", "c", "client_auth = { ca = \"client-ca.pem\" }"),
+    );
+    let report = check(&dir.config(&text)).unwrap();
+    let json = report.to_json();
+    assert_eq!(
+        codes(&json),
+        BTreeMap::from([("plain-listener".to_owned(), 1)]),
+        "{json}"
+    );
+    assert_eq!(report.exit_code(true), 0);
+    assert!(
+        report.to_text().contains("load balancer"),
+        "{}",
+        report.to_text()
+    );
+}

@@ -12,6 +12,7 @@ mod limits;
 mod logs;
 mod matrix;
 mod operate;
+mod plain;
 mod proxy;
 mod reload;
 mod requirements;

@@ -109,6 +109,8 @@ pub struct TestServer {
     pub reload: ReloadHandle,
     /// The admin listener's address, when `[admin]` is configured.
     pub admin: Option<SocketAddr>,
+    /// Every listener's address, in configuration order (`addr` is the first).
+    pub addrs: Vec<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -132,6 +134,7 @@ impl TestServer {
         }
         let reload = server.reload_handle();
         let admin = server.admin_addr();
+        let addrs = server.local_addrs();
         let addr = server.local_addrs()[0];
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
@@ -141,6 +144,7 @@ impl TestServer {
             addr,
             reload,
             admin,
+            addrs,
             stop: Some(stop),
             task: Some(task),
         }
