@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Interop with real clients: start `misdirect serve` (the embedded default) on a free port
 # and check with curl (HTTP/1.1 and HTTP/2) and nghttp that every printed example answers
-# with the status it prints. Installs curl and nghttp2-client with apt-get when missing.
+# with the status it prints; then a configuration in front of an application (python3's
+# http.server), with a plain listener (HTTP/1.1, h2c) and an https redirect listener.
+# Installs curl and nghttp2-client with apt-get when missing.
 # Exits non-zero on the first mismatch; always stops the server.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,7 +22,9 @@ bin=target/release/misdirect
 
 work=$(mktemp -d)
 server_pid=""
+upstream_pid=""
 cleanup() {
+    if [ -n "$upstream_pid" ]; then kill "$upstream_pid" 2>/dev/null || true; fi
     if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
         kill -TERM "$server_pid" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
@@ -150,5 +154,78 @@ if kill -0 "$server_pid" 2>/dev/null; then fail "the server did not stop on SIGT
 wait "$server_pid" && code=0 || code=$?
 server_pid=""
 check "SIGTERM exit status" 0 "$code"
+
+# --- In front of an application, plain listeners and the https redirect ---------------
+# An upstream (python3's http.server over a directory), a TLS listener whose app.localhost
+# proxies to it, a plain listener (HTTP/1.1 and h2c) and a redirect listener.
+command -v python3 >/dev/null 2>&1 || fail "python3 is needed for the upstream"
+mkdir -p "$work/app"
+printf 'hello from the app\n' >"$work/app/hello.txt"
+python3 -u -m http.server --bind 127.0.0.1 --directory "$work/app" 0 >"$work/upstream.out" 2>&1 &
+upstream_pid=$!
+for _ in $(seq 100); do grep -q 'port [0-9]' "$work/upstream.out" 2>/dev/null && break; sleep 0.1; done
+upstream_port=$(grep -o 'port [0-9]*' "$work/upstream.out" | head -n 1 | awk '{print $2}')
+[ -n "$upstream_port" ] || fail "the upstream did not start"
+cat >"$work/front.toml" <<TOML
+[[listener]]
+addr = "127.0.0.1:0"
+public_ports = [443]
+
+[[listener]]
+addr = "127.0.0.1:0"
+tls = false
+public_ports = [80]
+
+[[listener]]
+addr = "127.0.0.1:0"
+tls = false
+public_ports = [80]
+redirect = "https"
+
+[[vhost]]
+name = "app.localhost"
+self_signed = true
+respond = { proxy = "http://127.0.0.1:$upstream_port" }
+
+[[vhost]]
+name = "static.localhost"
+self_signed = true
+TOML
+RUST_LOG=info "$bin" serve --log-format json --config "$work/front.toml" >"$work/stdout2" 2>"$work/stderr" &
+server_pid=$!
+for _ in $(seq 300); do
+    [ "$(grep -c '"message":"listening"' "$work/stderr" 2>/dev/null || true)" -ge 3 ] && break
+    kill -0 "$server_pid" 2>/dev/null || fail "the front server exited at start"
+    sleep 0.1
+done
+mapfile -t fronts < <(grep '"message":"listening"' "$work/stderr" | grep -o '"addr":"[^"]*"' | sed 's/.*:\([0-9]*\)"$/\1/')
+[ "${#fronts[@]}" -ge 3 ] || fail "the front server did not log three listeners"
+tls_port=${fronts[0]} plain_port=${fronts[1]} redirect_port=${fronts[2]}
+
+for version in --http1.1 --http2; do
+    body=$(curl -sS -k $version --connect-to "app.localhost:443:127.0.0.1:$tls_port" https://app.localhost/hello.txt) ||
+        fail "curl through the proxy ($version)"
+    check "proxy: TLS front to the app ($version)" "hello from the app" "$body"
+done
+body=$(curl -sS --connect-to "app.localhost:80:127.0.0.1:$plain_port" http://app.localhost/hello.txt) ||
+    fail "curl to the plain listener"
+check "plain listener: HTTP/1.1 to the app" "hello from the app" "$body"
+out=$(curl -sS --http2-prior-knowledge -o /dev/null -w '%{http_code} %{http_version}' \
+    --connect-to "app.localhost:80:127.0.0.1:$plain_port" http://app.localhost/hello.txt) ||
+    fail "curl h2c to the plain listener"
+check "plain listener: h2c with prior knowledge (curl)" "200 2" "$out"
+check "plain listener: h2c (nghttp)" 200 \
+    "$(nghttp -v -H ":authority: app.localhost" "http://127.0.0.1:$plain_port/hello.txt" 2>&1 | grep -o ':status: [0-9]*' | head -n 1 | awk '{print $2}')"
+location=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' \
+    --connect-to "static.localhost:80:127.0.0.1:$redirect_port" 'http://static.localhost/x?y=1')
+check "redirect listener: 308 to https" "308 https://static.localhost/x?y=1" "$location"
+kill "$upstream_pid" 2>/dev/null || true
+wait "$upstream_pid" 2>/dev/null || true
+check "proxy: the app is down: 502" 502 \
+    "$(curl -sS -k -o /dev/null -w '%{http_code}' --connect-to "app.localhost:443:127.0.0.1:$tls_port" https://app.localhost/hello.txt)"
+kill -TERM "$server_pid"
+for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+wait "$server_pid" 2>/dev/null || true
+server_pid=""
 
 printf '\ninterop: %s checks passed\n' "$checks"
