@@ -11,6 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v nghttp >/dev/null 2>&1 || need_apt+=(nghttp2-client)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "interop: installing ${need_apt[*]}"
     apt-get update -qq
@@ -158,7 +159,6 @@ check "SIGTERM exit status" 0 "$code"
 # --- In front of an application, plain listeners and the https redirect ---------------
 # An upstream (python3's http.server over a directory), a TLS listener whose app.localhost
 # proxies to it, a plain listener (HTTP/1.1 and h2c) and a redirect listener.
-command -v python3 >/dev/null 2>&1 || fail "python3 is needed for the upstream"
 mkdir -p "$work/app"
 printf 'hello from the app\n' >"$work/app/hello.txt"
 python3 -u -m http.server --bind 127.0.0.1 --directory "$work/app" 0 >"$work/upstream.out" 2>&1 &
