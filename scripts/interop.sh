@@ -129,8 +129,12 @@ check "nghttp: c.localhost on its own connection" 200 \
     "$(nghttp_status -H ":authority: c.localhost:$port" "https://127.0.0.1:$port/")"
 check "nghttp: a port the listener does not serve is 421" 421 \
     "$(nghttp_status -H ":authority: a.localhost:1" "https://127.0.0.1:$port/")"
-check "nghttp: host differing from :authority is 400" 400 \
-    "$(nghttp_status -H "host: c.localhost:$port" "https://127.0.0.1:$port/")"
+# RFC 9113 §8.3.1, §8.1.1: malformed, so the stream is reset with PROTOCOL_ERROR.
+reset=$(nghttp -v --no-verify-peer -H "host: c.localhost:$port" "https://127.0.0.1:$port/" 2>&1 |
+    grep -c 'recv RST_STREAM.*' || true)
+reset_code=$(nghttp -v --no-verify-peer -H "host: c.localhost:$port" "https://127.0.0.1:$port/" 2>&1 |
+    grep -A1 'recv RST_STREAM' | grep -o 'PROTOCOL_ERROR' | head -n 1)
+check "nghttp: host differing from :authority resets the stream" "1 PROTOCOL_ERROR" "$reset $reset_code"
 # The ORIGIN frame (RFC 8336): nghttp decodes it. A connection made for a.localhost
 # announces exactly the origins served on it: a and b (the shared certificate), not
 # secure.localhost (it needs a client certificate this connection has not got).

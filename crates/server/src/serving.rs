@@ -18,8 +18,8 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use misdirect_authority::RequestTarget;
-use misdirect_coalesce::{Outcome, VhostId};
+use misdirect_authority::{RequestTarget, TargetErrorKind};
+use misdirect_coalesce::{Outcome, Reason, VhostId};
 use tokio::sync::watch;
 
 use crate::config::Respond;
@@ -226,9 +226,17 @@ pub(crate) async fn serve_h2<S>(
             }
         };
         match next {
-            Some(Ok((request, respond))) => {
+            Some(Ok((request, mut respond))) => {
                 activity.answered();
                 let (parts, body) = request.into_parts();
+                // RFC 9113 §8.2.1: a field value that starts or ends with SP or HTAB makes the
+                // request malformed, a stream error of type PROTOCOL_ERROR (§8.1.1). h2 checks
+                // the other §8.2.1 rules itself and leaves this one to the application.
+                if let Some(name) = padded_field(&parts) {
+                    tracing::debug!(peer = %conn.peer, field = %name, "HTTP/2 field value with surrounding whitespace; RST_STREAM(PROTOCOL_ERROR)");
+                    respond.send_reset(h2::Reason::PROTOCOL_ERROR);
+                    continue;
+                }
                 // Refusals and fixed bodies are answered here, without a task per stream;
                 // only files, which wait on the disk, and forwarded requests, which wait on
                 // the upstream, get their own task.
@@ -236,6 +244,12 @@ pub(crate) async fn serve_h2<S>(
                     Answer::Ready(response, vhost) => {
                         shared.vhost_metrics[vhost.index()].count_request(response.status());
                         send_h2(respond, response);
+                    }
+                    Answer::Malformed(response, vhost) => {
+                        // RFC 9113 §8.1.1: a malformed request is a stream error of type
+                        // PROTOCOL_ERROR. Logged and counted as the 400 HTTP/1.1 gets.
+                        shared.vhost_metrics[vhost.index()].count_request(response.status());
+                        respond.send_reset(h2::Reason::PROTOCOL_ERROR);
                     }
                     Answer::File(root, vhost) => {
                         let in_flight = activity.request();
@@ -348,6 +362,29 @@ fn send_h2(mut respond: h2::server::SendResponse<Bytes>, response: Response<Byte
     }
 }
 
+/// A 400 whose reason makes the HTTP/2 request malformed in RFC 9113's terms, so that it
+/// is answered with a stream error (§8.1.1) rather than a response: a Host naming another
+/// authority than `:authority` (§8.3.1: "SHOULD treat a request as malformed"), or a
+/// CONNECT without `:authority` (§8.5).
+fn h2_malformed(reason: Option<Reason>, parts: &Parts) -> bool {
+    match reason {
+        Some(Reason::BadRequest(TargetErrorKind::HostMismatch)) => true,
+        Some(Reason::BadRequest(TargetErrorKind::MissingAuthority)) => {
+            parts.method == Method::CONNECT
+        }
+        _ => false,
+    }
+}
+
+/// The first field whose value starts or ends with SP or HTAB (RFC 9113 §8.2.1).
+fn padded_field(parts: &Parts) -> Option<&http::HeaderName> {
+    parts.headers.iter().find_map(|(name, value)| {
+        let padded = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+        let bytes = value.as_bytes();
+        (padded(bytes.first()) || padded(bytes.last())).then_some(name)
+    })
+}
+
 /// Forwards one HTTP/2 stream's request and sends the upstream's response back window by
 /// window (as a file is sent). A stream the client resets while the upstream has not
 /// answered yet is abandoned, which also abandons the upstream's exchange.
@@ -392,7 +429,9 @@ async fn answer_h1(shared: &Shared, conn: &Conn, request: Request<Incoming>) -> 
         return response.map(Body::fixed);
     }
     let (response, vhost) = match answer_now(shared, conn, &parts) {
-        Answer::Ready(response, vhost) => (response.map(Body::fixed), vhost),
+        Answer::Ready(response, vhost) | Answer::Malformed(response, vhost) => {
+            (response.map(Body::fixed), vhost)
+        }
         Answer::File(root, vhost) => (files::serve(&root, &parts).await, vhost),
         Answer::Proxy(proxy, ctx, vhost) => {
             let request = Request::from_parts(parts, body);
@@ -408,6 +447,9 @@ async fn answer_h1(shared: &Shared, conn: &Conn, request: Request<Incoming>) -> 
 /// serving one, else the connection's own.
 enum Answer {
     Ready(Response<Bytes>, VhostId),
+    /// An HTTP/2 request RFC 9113 calls malformed (see [`h2_malformed`]), with the 400 it
+    /// is logged and counted as.
+    Malformed(Response<Bytes>, VhostId),
     File(Arc<Path>, VhostId),
     Proxy(Arc<Proxy>, ForwardContext, VhostId),
 }
@@ -452,6 +494,9 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
             // Counted whether or not the log budget writes its line.
             shared.metrics.count_refusal(refusal.reason);
             core.log_refusal(&refusal, Some(conn.peer));
+            if parts.version == http::Version::HTTP_2 && h2_malformed(refusal.reason, parts) {
+                return Answer::Malformed(response, conn.presented);
+            }
             Answer::Ready(response, conn.presented)
         }
         // Outcome is non-exhaustive; every outcome the core makes today is above.

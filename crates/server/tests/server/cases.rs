@@ -57,15 +57,27 @@ async fn malformed_targets_are_400() {
         .unwrap();
     assert_eq!(resp.status, 200);
 
-    // RFC 9113 §8.3.1: Host naming another authority than :authority is malformed.
+    // RFC 9113 §8.3.1: Host naming another authority than :authority is malformed, and a
+    // malformed request is a stream error of type PROTOCOL_ERROR (§8.1.1): the stream is
+    // reset, the connection stays.
     let mut h2 = connect(&site, &server, "a.test", Proto::H2).await;
-    let resp = h2
+    let err = h2
         .send(request(Proto::H2, Some("a.test"), &["b.test"]))
         .await
-        .unwrap();
-    assert_eq!(
-        (resp.status, resp.reason().as_deref()),
-        (400, Some("host-authority-mismatch"))
+        .unwrap_err();
+    assert!(
+        err.contains("stream error received: unspecific protocol error"),
+        "{err}"
+    );
+    // RFC 9113 §8.2.1: a field value with leading or trailing whitespace is malformed too.
+    let mut padded = request(Proto::H2, Some("a.test"), &[]);
+    padded
+        .headers_mut()
+        .insert("x-padded", http::HeaderValue::from_static("value "));
+    let err = h2.send(padded).await.unwrap_err();
+    assert!(
+        err.contains("stream error received: unspecific protocol error"),
+        "{err}"
     );
     // The same authority in both is fine.
     let resp = h2
