@@ -33,9 +33,10 @@ enum Command {
     Check(CheckArgs),
     /// Probe a live server (any server) for coalescing hazards: one TLS connection, then a
     /// request for every name its certificate covers on that same connection, as a
-    /// coalescing browser sends them. Exit status: 0 fine, 1 hazards (421 on a coalesced
-    /// connection), 2 violations (client-certificate bypass, uncovered names served),
-    /// 3 the probe itself failed.
+    /// coalescing browser sends them. Exit status: 0 fine, 1 hazards (421 or another
+    /// refusal on a coalesced connection, a certificate expiring within 14 days),
+    /// 2 violations (client-certificate bypass, uncovered names served, a certificate that
+    /// fails verification or has expired), 3 the probe itself or a request failed.
     Probe(ProbeArgs),
 }
 
@@ -79,7 +80,7 @@ struct ProbeArgs {
     /// More names to try on the connection, comma-separated.
     #[arg(long, value_delimiter = ',')]
     names: Vec<String>,
-    /// Seconds to wait for the connection and for each answer.
+    /// Seconds to wait for the connection and for each answer: from 0.001 to 3600.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
     /// Send HEAD instead of GET.
@@ -162,10 +163,10 @@ fn probe(args: ProbeArgs) -> ExitCode {
     options.client_cert = args.cert.zip(args.key);
     options.names = args.names;
     options.head = args.head;
-    options.timeout = match std::time::Duration::try_from_secs_f64(args.timeout) {
-        Ok(timeout) if !timeout.is_zero() => timeout,
-        _ => {
-            eprintln!("misdirect: error: --timeout must be a positive number of seconds");
+    options.timeout = match misdirect_server::probe::parse_timeout(args.timeout) {
+        Ok(timeout) => timeout,
+        Err(err) => {
+            eprintln!("misdirect: error: {err}");
             return ExitCode::from(3);
         }
     };
