@@ -1,0 +1,88 @@
+use std::error::Error as StdError;
+use std::fmt;
+
+/// What went wrong, for callers to match on.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The request cannot be sent: not an absolute `https` URI, or a host that is not a
+    /// valid authority.
+    InvalidRequest,
+    /// The builder's settings do not make a client (for example a client certificate
+    /// rustls refuses).
+    Config,
+    /// The resolver failed or found no address.
+    Resolve,
+    /// No address accepted a TCP connection.
+    Connect,
+    /// The TLS handshake failed (certificate verification included).
+    Tls,
+    /// The server did not choose `h2` by ALPN (RFC 7301): HTTP/1.1 is not supported yet.
+    Http1NotSupported,
+    /// The HTTP/2 connection or stream failed.
+    Http2,
+    /// A connect or request timeout expired.
+    Timeout,
+    /// Opening a connection would pass the builder's limit of connections per peer.
+    TooManyConnections,
+}
+
+/// The error of every fallible operation of this crate: an [`ErrorKind`] and what it was
+/// about.
+///
+/// ```
+/// use misdirect_client::{Client, ErrorKind};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let client = Client::builder().build()?;
+/// let request = http::Request::get("http://example.com/").body(bytes::Bytes::new())?;
+/// let err = client.send(request).await.unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    context: String,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, context: impl Into<String>) -> Self {
+        Self {
+            kind,
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.context)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn StdError + 'static))
+    }
+}

@@ -1,0 +1,74 @@
+//! An HTTP/2 client that coalesces connections correctly and recovers from
+//! `421 Misdirected Request`.
+//!
+//! A client may send requests for several origins on one TLS connection when the server is
+//! authoritative for all of them (RFC 9113 §9.1.1). [`Client`] does so only when the
+//! sans-IO [`ReusePolicy`](misdirect_coalesce::ReusePolicy) of `misdirect-coalesce`
+//! allows it and the connection's certificate chain passes, for the new origin's host, the
+//! full verification a new connection would make; it reads the server's `ORIGIN` frames
+//! (RFC 8336), which `h2` itself drops; and on a 421 (RFC 9110 §15.5.20) it marks the origin
+//! as misdirected on that connection and retries the request once on a fresh connection
+//! made for it.
+//!
+//! - [`Client::builder`]: trust anchors, an optional client certificate, the
+//!   [`ReuseMode`](misdirect_coalesce::ReuseMode) (default `OriginFrame`), a [`Resolve`]r
+//!   ([`SystemResolver`] or [`StaticResolver`]), timeouts and a connection limit per peer.
+//! - [`Client::send`]: one `http::Request<Bytes>` in, an `http::Response<`[`Body`]`>` out.
+//! - [`Client::stats`]: connections opened, requests, coalesced requests, 421 retries and
+//!   ORIGIN frames.
+//!
+//! Every coalesced reuse, 421 retry and ORIGIN frame is a `tracing` event at `DEBUG`.
+//!
+//! # Not yet
+//! HTTP/1.1 (a server that does not select `h2` gives
+//! [`ErrorKind::Http1NotSupported`]), streaming request bodies, and a memory of 421s beyond
+//! the connection that answered them.
+//!
+//! # Example
+//! ```no_run
+//! use bytes::Bytes;
+//! use misdirect_client::{Client, StaticResolver};
+//! use misdirect_coalesce::ReuseMode;
+//! use rustls_pki_types::CertificateDer;
+//! use rustls_pki_types::pem::PemObject;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut roots = rustls::RootCertStore::empty();
+//! for cert in CertificateDer::pem_file_iter("ca.pem")? {
+//!     roots.add(cert?)?;
+//! }
+//! let local = ["127.0.0.1".parse()?];
+//! let client = Client::builder()
+//!     .roots(roots)
+//!     .reuse_mode(ReuseMode::DnsOverlap)
+//!     .resolver(StaticResolver::new().insert("a.localhost", local).insert("b.localhost", local))
+//!     .build()?;
+//! for host in ["a.localhost", "b.localhost"] {
+//!     let request = http::Request::get(format!("https://{host}:8443/")).body(Bytes::new())?;
+//!     let response = client.send(request).await?;
+//!     println!("{host}: {}", response.status());
+//! }
+//! assert_eq!(client.stats().connections_opened, 1); // b.localhost rode a.localhost's connection
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(clippy::exhaustive_enums, clippy::exhaustive_structs)]
+
+mod body;
+mod client;
+mod error;
+mod origin_watch;
+mod resolve;
+
+pub use body::Body;
+pub use client::{Client, ClientBuilder, Stats};
+pub use error::{Error, ErrorKind};
+pub use resolve::{Resolve, Resolving, StaticResolver, SystemResolver};
+
+/// The README's example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,418 @@
+//! The client against the real `misdirect` server running its embedded set-up on loopback:
+//! a.localhost and b.localhost share a certificate that also covers secure.localhost (which
+//! requires a client certificate), c.localhost has its own, and every connection gets an
+//! ORIGIN frame listing exactly the origins it serves.
+#![allow(clippy::unwrap_used)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use misdirect_client::{Client, ClientBuilder, ErrorKind, StaticResolver, Stats};
+use misdirect_coalesce::ReuseMode;
+use misdirect_server::Server;
+use misdirect_server::embedded::{CA_FILE, CLIENT_CERT_FILE, CLIENT_KEY_FILE, Embedded};
+use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+const OTHER_LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+
+/// The embedded set-up served on an ephemeral loopback port.
+struct Setup {
+    port: u16,
+    dir: PathBuf,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Setup {
+    async fn start(label: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("misdirect-client-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let embedded = Embedded::generate(&dir, SocketAddr::new(LOCAL, 0)).unwrap();
+        embedded.write_files().unwrap();
+        let server = Server::bind(embedded.into_config()).await.unwrap();
+        let port = server.local_addrs()[0].port();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            port,
+            dir,
+            _stop: stop,
+        }
+    }
+
+    fn roots(&self) -> RootCertStore {
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(self.dir.join(CA_FILE)).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        roots
+    }
+
+    /// Every name of the set-up at 127.0.0.1.
+    fn resolver(&self) -> StaticResolver {
+        [
+            "a.localhost",
+            "b.localhost",
+            "c.localhost",
+            "secure.localhost",
+        ]
+        .into_iter()
+        .fold(StaticResolver::new(), |r, name| r.insert(name, [LOCAL]))
+    }
+
+    fn builder(&self, mode: ReuseMode) -> ClientBuilder {
+        Client::builder()
+            .roots(self.roots())
+            .resolver(self.resolver())
+            .reuse_mode(mode)
+    }
+
+    fn with_client_cert(&self, builder: ClientBuilder) -> ClientBuilder {
+        let chain = CertificateDer::pem_file_iter(self.dir.join(CLIENT_CERT_FILE))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(self.dir.join(CLIENT_KEY_FILE)).unwrap();
+        builder.client_cert(chain, key)
+    }
+
+    /// GET `https://{host}:{port}/`: the status and body.
+    async fn get(&self, client: &Client, host: &str) -> (u16, String) {
+        let request = http::Request::get(format!("https://{host}:{}/", self.port))
+            .body(Bytes::new())
+            .unwrap();
+        let response = client.send(request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+}
+
+fn served(host: &str) -> (u16, String) {
+    (200, format!("vhost {host}\n"))
+}
+
+/// `(connections opened, coalesced, 421 retries)`.
+fn counts(stats: Stats) -> (u64, u64, u64) {
+    (stats.connections_opened, stats.coalesced, stats.retries_421)
+}
+
+#[tokio::test]
+async fn a_then_b_share_one_connection_when_dns_overlaps_or_origin_frame_lists_b() {
+    // RFC 9113 §9.1.1: the shared certificate covers b.localhost and b resolves to the
+    // connection's peer; RFC 8336 §2.4: the ORIGIN frame lists b.localhost.
+    let setup = Setup::start("share").await;
+    for mode in [
+        ReuseMode::DnsOverlap,
+        ReuseMode::IpOverlap,
+        ReuseMode::OriginFrame,
+    ] {
+        let client = setup.builder(mode).build().unwrap();
+        assert_eq!(
+            setup.get(&client, "a.localhost").await,
+            served("a.localhost")
+        );
+        assert_eq!(
+            setup.get(&client, "b.localhost").await,
+            served("b.localhost")
+        );
+        let stats = client.stats();
+        assert_eq!(counts(stats), (1, 1, 0), "{mode:?}");
+        assert_eq!(stats.requests, 2, "{mode:?}");
+        assert_eq!(
+            stats.origin_frames, 1,
+            "{mode:?}: one frame, after SETTINGS"
+        );
+    }
+}
+
+#[tokio::test]
+async fn exact_mode_opens_one_connection_per_origin() {
+    let setup = Setup::start("exact").await;
+    let client = setup.builder(ReuseMode::Exact).build().unwrap();
+    assert_eq!(
+        setup.get(&client, "a.localhost").await,
+        served("a.localhost")
+    );
+    assert_eq!(
+        setup.get(&client, "b.localhost").await,
+        served("b.localhost")
+    );
+    // The same origin again rides its own connection (RFC 9113 §9.1).
+    assert_eq!(
+        setup.get(&client, "a.localhost").await,
+        served("a.localhost")
+    );
+    assert_eq!(counts(client.stats()), (2, 0, 0));
+}
+
+#[tokio::test]
+async fn a_host_the_certificate_does_not_cover_gets_its_own_connection() {
+    // RFC 9113 §9.1.1: a.localhost's certificate does not cover c.localhost.
+    let setup = Setup::start("cover").await;
+    for mode in [ReuseMode::DnsOverlap, ReuseMode::OriginFrame] {
+        let client = setup.builder(mode).build().unwrap();
+        assert_eq!(
+            setup.get(&client, "a.localhost").await,
+            served("a.localhost")
+        );
+        assert_eq!(
+            setup.get(&client, "c.localhost").await,
+            served("c.localhost")
+        );
+        assert_eq!(counts(client.stats()), (2, 0, 0), "{mode:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_origin_left_out_of_the_origin_frame_opens_a_connection_though_dns_overlaps() {
+    // RFC 8336 §2.3: once an ORIGIN frame arrived, the connection is used for the origins in
+    // its set only. a.localhost's connection presented no client certificate, so the server
+    // leaves secure.localhost out; its own connection presents the certificate.
+    let setup = Setup::start("origin-set").await;
+    let client = setup
+        .with_client_cert(setup.builder(ReuseMode::OriginFrame))
+        .build()
+        .unwrap();
+    assert_eq!(
+        setup.get(&client, "a.localhost").await,
+        served("a.localhost")
+    );
+    assert_eq!(
+        setup.get(&client, "secure.localhost").await,
+        served("secure.localhost")
+    );
+    let stats = client.stats();
+    assert_eq!(counts(stats), (2, 0, 0));
+    assert_eq!(stats.origin_frames, 2);
+}
+
+#[tokio::test]
+async fn a_421_is_retried_once_on_a_fresh_connection_and_remembered() {
+    // DnsOverlap has no ORIGIN set to consult: secure.localhost goes on a.localhost's
+    // connection, which presented no client certificate; the server answers 421
+    // client-cert-required (RFC 9110 §15.5.20) and the client retries on a connection made
+    // for secure.localhost, which presents it.
+    let setup = Setup::start("retry").await;
+    let client = setup
+        .with_client_cert(setup.builder(ReuseMode::DnsOverlap))
+        .build()
+        .unwrap();
+    assert_eq!(
+        setup.get(&client, "a.localhost").await,
+        served("a.localhost")
+    );
+    assert_eq!(
+        setup.get(&client, "secure.localhost").await,
+        served("secure.localhost")
+    );
+    assert_eq!(counts(client.stats()), (2, 1, 1));
+    // The 421 is remembered on a.localhost's connection, and secure.localhost now has its own.
+    assert_eq!(
+        setup.get(&client, "secure.localhost").await,
+        served("secure.localhost")
+    );
+    assert_eq!(
+        setup.get(&client, "b.localhost").await,
+        served("b.localhost")
+    );
+    let stats = client.stats();
+    assert_eq!(counts(stats), (2, 2, 1));
+    assert_eq!(stats.requests, 4);
+}
+
+#[tokio::test]
+async fn a_post_is_retried_after_a_421_with_its_body() {
+    // RFC 9110 §15.5.20: the client MAY retry whatever the method.
+    let setup = Setup::start("retry-post").await;
+    let client = setup
+        .with_client_cert(setup.builder(ReuseMode::DnsOverlap))
+        .build()
+        .unwrap();
+    setup.get(&client, "a.localhost").await;
+    let request = http::Request::post(format!("https://secure.localhost:{}/", setup.port))
+        .body(Bytes::from_static(b"payload"))
+        .unwrap();
+    let response = client.send(request).await.unwrap();
+    assert_ne!(response.status(), 421);
+    assert_eq!(client.stats().retries_421, 1);
+}
+
+#[tokio::test]
+async fn secure_is_never_served_without_the_client_certificate() {
+    // Coalesced onto a.localhost's connection it gets 421; its own connection fails: the
+    // server requires a client certificate and sends an alert (in TLS 1.3 after the
+    // client's Finished, so the error surfaces on the first HTTP/2 read).
+    let setup = Setup::start("no-cert").await;
+    let client = setup.builder(ReuseMode::DnsOverlap).build().unwrap();
+    setup.get(&client, "a.localhost").await;
+    let request = http::Request::get(format!("https://secure.localhost:{}/", setup.port))
+        .body(Bytes::new())
+        .unwrap();
+    match client.send(request).await {
+        Ok(response) => assert_eq!(response.status(), 421),
+        Err(err) => assert!(
+            matches!(err.kind(), ErrorKind::Tls | ErrorKind::Http2),
+            "{err}"
+        ),
+    }
+    assert_eq!(client.stats().retries_421, 1);
+}
+
+#[tokio::test]
+async fn a_connection_that_presented_a_client_certificate_is_not_shared_unless_allowed() {
+    let setup = Setup::start("client-cert").await;
+    let client = setup
+        .with_client_cert(setup.builder(ReuseMode::DnsOverlap))
+        .build()
+        .unwrap();
+    assert_eq!(
+        setup.get(&client, "secure.localhost").await,
+        served("secure.localhost")
+    );
+    assert_eq!(
+        setup.get(&client, "a.localhost").await,
+        served("a.localhost")
+    );
+    assert_eq!(counts(client.stats()), (2, 0, 0));
+
+    let sharing = setup
+        .with_client_cert(setup.builder(ReuseMode::DnsOverlap).share_client_cert(true))
+        .build()
+        .unwrap();
+    assert_eq!(
+        setup.get(&sharing, "secure.localhost").await,
+        served("secure.localhost")
+    );
+    assert_eq!(
+        setup.get(&sharing, "a.localhost").await,
+        served("a.localhost")
+    );
+    assert_eq!(counts(sharing.stats()), (1, 1, 0));
+}
+
+#[tokio::test]
+async fn disjoint_addresses_prevent_dns_overlap_reuse_but_not_origin_frame_reuse() {
+    // b.localhost resolves to 127.0.0.2 only, where a relay passes bytes to the server.
+    let setup = Setup::start("disjoint").await;
+    let relay = TcpListener::bind((OTHER_LOCAL, setup.port)).await.unwrap();
+    let target = SocketAddr::new(LOCAL, setup.port);
+    tokio::spawn(async move {
+        loop {
+            let (mut inbound, _) = relay.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    let resolver = setup.resolver().insert("b.localhost", [OTHER_LOCAL]);
+
+    // Chromium's rule: b's addresses must include the connection's peer.
+    let client = setup
+        .builder(ReuseMode::DnsOverlap)
+        .resolver(resolver.clone())
+        .build()
+        .unwrap();
+    assert_eq!(
+        setup.get(&client, "a.localhost").await,
+        served("a.localhost")
+    );
+    assert_eq!(
+        setup.get(&client, "b.localhost").await,
+        served("b.localhost")
+    );
+    assert_eq!(counts(client.stats()), (2, 0, 0));
+
+    // RFC 8336 §2.4: the ORIGIN set replaces the DNS check.
+    let client = setup
+        .builder(ReuseMode::OriginFrame)
+        .resolver(resolver)
+        .build()
+        .unwrap();
+    assert_eq!(
+        setup.get(&client, "a.localhost").await,
+        served("a.localhost")
+    );
+    assert_eq!(
+        setup.get(&client, "b.localhost").await,
+        served("b.localhost")
+    );
+    assert_eq!(counts(client.stats()), (1, 1, 0));
+}
+
+#[tokio::test]
+async fn clones_share_the_pool() {
+    let setup = Setup::start("clone").await;
+    let client = setup.builder(ReuseMode::OriginFrame).build().unwrap();
+    let clone = client.clone();
+    let (a, b) = tokio::join!(setup.get(&client, "a.localhost"), async {
+        setup.get(&clone, "a.localhost").await;
+        setup.get(&clone, "b.localhost").await
+    });
+    assert_eq!(a, served("a.localhost"));
+    assert_eq!(b, served("b.localhost"));
+    assert_eq!(client.stats().requests, 3);
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_select_h2_is_reported_as_http1() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["h1.localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind((LOCAL, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let _tls = acceptor.accept(tcp).await;
+    });
+
+    let mut roots = RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let client = Client::builder()
+        .roots(roots)
+        .resolver(StaticResolver::new().insert("h1.localhost", [LOCAL]))
+        .build()
+        .unwrap();
+    let request = http::Request::get(format!("https://h1.localhost:{port}/"))
+        .body(Bytes::new())
+        .unwrap();
+    let err = client.send(request).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Http1NotSupported, "{err}");
+    assert!(err.to_string().contains("HTTP/1.1 is not supported yet"));
+}
+
+#[tokio::test]
+async fn requests_that_are_not_https_are_refused() {
+    let client = Client::builder().build().unwrap();
+    for uri in ["http://a.localhost/", "/relative"] {
+        let request = http::Request::get(uri).body(Bytes::new()).unwrap();
+        let err = client.send(request).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{uri}");
+    }
+    assert_eq!(client.stats().requests, 0);
+}
