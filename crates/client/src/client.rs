@@ -197,18 +197,31 @@ impl Client {
         self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
         let (parts, body) = request.into_parts();
 
-        let conn = match self.pick(&origin, &ips) {
-            Some(conn) => conn,
-            None => self.open(&origin, &addrs).await?,
-        };
-        let response = match self.exchange(&conn, &parts, &body).await {
-            // A pooled connection that closed meanwhile: one fresh attempt, as if the pool
-            // had been empty.
-            Err(err) if err.kind() == ErrorKind::Http2 && conn.closed.load(Ordering::Acquire) => {
+        let (conn, response) = match self.pick(&origin, &ips) {
+            Some(pooled) => match self.exchange(&pooled, &parts, &body).await {
+                Ok(response) => (pooled, response),
+                // The pooled connection stopped taking requests (GOAWAY, closed) or refused
+                // this one unprocessed (RFC 9113 §8.7): the request never reached the
+                // application, so it goes once on a fresh connection.
+                Err(failure) if failure.unsent => {
+                    pooled.retire();
+                    debug!(
+                        origin = %origin,
+                        connection = pooled.id,
+                        error = %failure.error,
+                        "request not processed: opening a fresh connection"
+                    );
+                    let fresh = self.open(&origin, &addrs).await?;
+                    let response = self.exchange(&fresh, &parts, &body).await?;
+                    (fresh, response)
+                }
+                Err(failure) => return Err(failure.error),
+            },
+            None => {
                 let fresh = self.open(&origin, &addrs).await?;
-                return self.exchange(&fresh, &parts, &body).await;
+                let response = self.exchange(&fresh, &parts, &body).await?;
+                (fresh, response)
             }
-            other => other?,
         };
         if response.status() != StatusCode::MISDIRECTED_REQUEST {
             return Ok(response);
@@ -226,7 +239,7 @@ impl Client {
                     "421 Misdirected Request: retrying on a fresh connection"
                 );
                 let fresh = self.open(&origin, &addrs).await?;
-                self.exchange(&fresh, &parts, &body).await
+                Ok(self.exchange(&fresh, &parts, &body).await?)
             }
             _ => Ok(response),
         }
@@ -430,36 +443,65 @@ impl Client {
         conn: &Conn,
         parts: &http::request::Parts,
         body: &Bytes,
-    ) -> Result<Response<Body>, Error> {
+    ) -> Result<Response<Body>, Failure> {
         let mut head = Request::new(());
         *head.method_mut() = parts.method.clone();
         *head.uri_mut() = parts.uri.clone();
         *head.headers_mut() = parts.headers.clone();
-        let h2_error = |err: h2::Error| {
-            Error::new(
-                ErrorKind::Http2,
-                format!("{} {} on connection {}", parts.method, parts.uri, conn.id),
-            )
-            .with_source(err)
+        let failure = |unsent: bool| {
+            move |err: h2::Error| Failure {
+                // RFC 9113 §8.7: REFUSED_STREAM means the server did not process it.
+                unsent: unsent || err.reason() == Some(h2::Reason::REFUSED_STREAM),
+                error: Error::new(
+                    ErrorKind::Http2,
+                    format!("{} {} on connection {}", parts.method, parts.uri, conn.id),
+                )
+                .with_source(err),
+            }
         };
         let exchange = async {
-            let mut sender = conn.sender.clone().ready().await.map_err(h2_error)?;
+            let mut sender = conn.sender.clone().ready().await.map_err(failure(true))?;
             let end = body.is_empty();
-            let (response, mut stream) = sender.send_request(head, end).map_err(h2_error)?;
+            let (response, mut stream) = sender.send_request(head, end).map_err(failure(true))?;
             if !end {
-                stream.send_data(body.clone(), true).map_err(h2_error)?;
+                stream
+                    .send_data(body.clone(), true)
+                    .map_err(failure(false))?;
             }
-            let response = response.await.map_err(h2_error)?;
+            let response = response.await.map_err(failure(false))?;
             Ok(response.map(Body::new))
         };
         tokio::time::timeout(self.inner.request_timeout, exchange)
             .await
-            .map_err(|_| {
-                Error::new(
+            .map_err(|_| Failure {
+                unsent: false,
+                error: Error::new(
                     ErrorKind::Timeout,
                     format!("{} {}: no response in time", parts.method, parts.uri),
-                )
+                ),
             })?
+    }
+}
+
+/// A failed exchange, and whether the request certainly never reached the server's
+/// application (so that sending it again elsewhere is safe whatever its method).
+#[derive(Debug)]
+struct Failure {
+    error: Error,
+    unsent: bool,
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Self {
+        failure.error
+    }
+}
+
+impl Conn {
+    /// Takes the connection out of service: no new request goes on it.
+    fn retire(&self) {
+        self.closed.store(true, Ordering::Release);
+        lock(&self.state).going_away();
     }
 }
 

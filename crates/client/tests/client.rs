@@ -11,13 +11,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use misdirect_client::{Client, ClientBuilder, ErrorKind, StaticResolver, Stats};
 use misdirect_coalesce::ReuseMode;
-use misdirect_server::Server;
 use misdirect_server::embedded::{CA_FILE, CLIENT_CERT_FILE, CLIENT_KEY_FILE, Embedded};
+use misdirect_server::{Config, Server};
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 const OTHER_LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
@@ -26,7 +27,9 @@ const OTHER_LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
 struct Setup {
     port: u16,
     dir: PathBuf,
-    _stop: oneshot::Sender<()>,
+    config: Config,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
 }
 
 impl Setup {
@@ -36,17 +39,36 @@ impl Setup {
         let _ = std::fs::remove_dir_all(&dir);
         let embedded = Embedded::generate(&dir, SocketAddr::new(LOCAL, 0)).unwrap();
         embedded.write_files().unwrap();
-        let server = Server::bind(embedded.into_config()).await.unwrap();
-        let port = server.local_addrs()[0].port();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
+        let mut config = embedded.into_config();
+        let (port, stop, task) = Self::serve(config.clone()).await;
+        config.override_addr(None, Some(port)).unwrap();
         Self {
             port,
             dir,
-            _stop: stop,
+            config,
+            stop,
+            task,
         }
+    }
+
+    async fn serve(config: Config) -> (u16, oneshot::Sender<()>, JoinHandle<()>) {
+        let server = Server::bind(config).await.unwrap();
+        let port = server.local_addrs()[0].port();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        (port, stop, task)
+    }
+
+    /// Shuts the server down (GOAWAY on every connection) and starts it again on the same
+    /// port with the same certificates.
+    async fn restart(self) -> Self {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+        let (port, stop, task) = Self::serve(self.config.clone()).await;
+        assert_eq!(port, self.port);
+        Self { stop, task, ..self }
     }
 
     fn roots(&self) -> RootCertStore {
@@ -348,6 +370,26 @@ async fn disjoint_addresses_prevent_dns_overlap_reuse_but_not_origin_frame_reuse
         served("b.localhost")
     );
     assert_eq!(counts(client.stats()), (1, 1, 0));
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_is_replaced() {
+    let setup = Setup::start("restart").await;
+    let client = setup.builder(ReuseMode::OriginFrame).build().unwrap();
+    assert_eq!(
+        setup.get(&client, "a.localhost").await,
+        served("a.localhost")
+    );
+    let setup = setup.restart().await;
+    assert_eq!(
+        setup.get(&client, "b.localhost").await,
+        served("b.localhost")
+    );
+    assert_eq!(
+        setup.get(&client, "a.localhost").await,
+        served("a.localhost")
+    );
+    assert_eq!(counts(client.stats()), (2, 1, 0));
 }
 
 #[tokio::test]
