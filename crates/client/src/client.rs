@@ -117,6 +117,9 @@ struct Inner {
     max_per_peer: usize,
     /// Open connections by peer address.
     pool: Mutex<HashMap<SocketAddr, Vec<Arc<Conn>>>>,
+    /// Origins whose first connection is being opened, so that concurrent requests wait
+    /// for it.
+    opening: Mutex<HashMap<Origin, Arc<tokio::sync::Mutex<()>>>>,
     counters: Arc<Counters>,
     next_id: AtomicU64,
 }
@@ -197,8 +200,8 @@ impl Client {
         self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
         let (parts, body) = request.into_parts();
 
-        let (conn, response) = match self.pick(&origin, &ips) {
-            Some(pooled) => match self.exchange(&pooled, &parts, &body).await {
+        let (conn, response) = match self.connection(&origin, &ips, &addrs).await? {
+            Found::Pooled(pooled) => match self.exchange(&pooled, &parts, &body).await {
                 Ok(response) => (pooled, response),
                 // The pooled connection stopped taking requests (GOAWAY, closed) or refused
                 // this one unprocessed (RFC 9113 §8.7): the request never reached the
@@ -217,8 +220,7 @@ impl Client {
                 }
                 Err(failure) => return Err(failure.error),
             },
-            None => {
-                let fresh = self.open(&origin, &addrs).await?;
+            Found::Opened(fresh) => {
                 let response = self.exchange(&fresh, &parts, &body).await?;
                 (fresh, response)
             }
@@ -284,6 +286,36 @@ impl Client {
             )),
             false => Ok(addrs),
         }
+    }
+
+    /// A pooled connection that may carry a request for `origin`, else a new one made for
+    /// it. Requests for one origin that find none wait for the first one's new connection
+    /// rather than each opening their own (RFC 9113 §9.1: one connection per host and port).
+    async fn connection(
+        &self,
+        origin: &Origin,
+        ips: &[IpAddr],
+        addrs: &[SocketAddr],
+    ) -> Result<Found, Error> {
+        if let Some(conn) = self.pick(origin, ips) {
+            return Ok(Found::Pooled(conn));
+        }
+        let gate = lock(&self.inner.opening)
+            .entry(origin.clone())
+            .or_default()
+            .clone();
+        let guard = gate.lock().await;
+        let found = match self.pick(origin, ips) {
+            Some(conn) => Ok(Found::Pooled(conn)),
+            None => self.open(origin, addrs).await.map(Found::Opened),
+        };
+        drop(guard);
+        let mut opening = lock(&self.inner.opening);
+        // The map's reference and ours: nobody else waits on this gate.
+        if Arc::strong_count(&gate) == 2 {
+            opening.remove(origin);
+        }
+        found
     }
 
     /// An open connection that may carry a request for `origin`: one made for it, else one
@@ -483,6 +515,15 @@ impl Client {
     }
 }
 
+/// Where a request goes.
+#[derive(Debug)]
+enum Found {
+    /// A connection from the pool, made for this origin or shared with it.
+    Pooled(Arc<Conn>),
+    /// A connection just opened for this origin.
+    Opened(Arc<Conn>),
+}
+
 /// A failed exchange, and whether the request certainly never reached the server's
 /// application (so that sending it again elsewhere is safe whatever its method).
 #[derive(Debug)]
@@ -665,6 +706,7 @@ impl ClientBuilder {
                 request_timeout: self.request_timeout,
                 max_per_peer: self.max_per_peer,
                 pool: Mutex::new(HashMap::new()),
+                opening: Mutex::new(HashMap::new()),
                 counters: Arc::new(Counters::default()),
                 next_id: AtomicU64::new(0),
             }),

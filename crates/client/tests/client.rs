@@ -393,6 +393,47 @@ async fn a_connection_the_server_closed_is_replaced() {
 }
 
 #[tokio::test]
+async fn concurrent_requests_for_one_origin_open_one_connection() {
+    // RFC 9113 §9.1: clients SHOULD NOT open more than one connection per host and port.
+    let setup = Setup::start("concurrent").await;
+    let client = setup.builder(ReuseMode::Exact).build().unwrap();
+    let gets = (0..8).map(|_| setup.get(&client, "a.localhost"));
+    for got in futures_join_all(gets).await {
+        assert_eq!(got, served("a.localhost"));
+    }
+    assert_eq!(counts(client.stats()), (1, 0, 0));
+}
+
+/// Runs every future to completion concurrently on this task.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for future in futures {
+        set.push(Box::pin(future));
+    }
+    let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, slot) in set.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *slot = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+#[tokio::test]
 async fn clones_share_the_pool() {
     let setup = Setup::start("clone").await;
     let client = setup.builder(ReuseMode::OriginFrame).build().unwrap();
