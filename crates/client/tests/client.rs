@@ -253,6 +253,55 @@ async fn a_421_is_retried_once_on_a_fresh_connection_and_remembered() {
 }
 
 #[tokio::test]
+async fn coalescing_421_retries_and_origin_frames_are_debug_events() {
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer({
+            let lines = lines.clone();
+            move || Captured(lines.clone())
+        })
+        .finish();
+    // This test's runtime has one thread: the connection tasks log through it too.
+    let _default = tracing::subscriber::set_default(subscriber);
+    let setup = Setup::start("events").await;
+    let client = setup
+        .with_client_cert(setup.builder(ReuseMode::DnsOverlap))
+        .build()
+        .unwrap();
+    setup.get(&client, "a.localhost").await;
+    setup.get(&client, "b.localhost").await;
+    setup.get(&client, "secure.localhost").await;
+    let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+    for want in [
+        "ORIGIN frame",
+        "coalesced: reusing a connection made for another origin",
+        "421 Misdirected Request: retrying on a fresh connection",
+    ] {
+        assert!(
+            text.lines()
+                .any(|line| line.contains("DEBUG") && line.contains(want)),
+            "{want:?} not logged in:\n{text}"
+        );
+    }
+}
+
+/// A log writer into a shared buffer.
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
 async fn a_post_is_retried_after_a_421_with_its_body() {
     // RFC 9110 §15.5.20: the client MAY retry whatever the method.
     let setup = Setup::start("retry-post").await;
@@ -498,4 +547,107 @@ async fn requests_that_are_not_https_are_refused() {
         assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{uri}");
     }
     assert_eq!(client.stats().requests, 0);
+}
+
+/// What the scripted HTTP/2 server does with each request.
+#[derive(Clone, Copy)]
+enum Script {
+    /// Never answers.
+    Hang,
+    /// Resets every stream of its first connection with REFUSED_STREAM, answers 200 on the
+    /// others.
+    RefuseOnFirstConnection,
+}
+
+/// A bare HTTP/2 server for `h2.localhost` on an ephemeral loopback port, following
+/// `script`; returns its port and the client's trust anchors.
+async fn scripted_server(script: Script) -> (u16, RootCertStore) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["h2.localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind((LOCAL, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        for index in 0.. {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let tls = acceptor.accept(tcp).await.unwrap();
+                let mut conn = h2::server::handshake(tls).await.unwrap();
+                let mut held = Vec::new();
+                while let Some(Ok((_request, mut respond))) = conn.accept().await {
+                    match (script, index) {
+                        (Script::Hang, _) => held.push(respond),
+                        (Script::RefuseOnFirstConnection, 0) => {
+                            respond.send_reset(h2::Reason::REFUSED_STREAM)
+                        }
+                        (Script::RefuseOnFirstConnection, _) => {
+                            let response = http::Response::new(());
+                            respond.send_response(response, true).unwrap();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut roots = RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    (port, roots)
+}
+
+fn scripted_client(roots: RootCertStore) -> ClientBuilder {
+    Client::builder()
+        .roots(roots)
+        .resolver(StaticResolver::new().insert("h2.localhost", [LOCAL]))
+}
+
+#[tokio::test]
+async fn a_request_without_an_answer_times_out() {
+    let (port, roots) = scripted_server(Script::Hang).await;
+    let client = scripted_client(roots)
+        .request_timeout(std::time::Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let request = http::Request::get(format!("https://h2.localhost:{port}/"))
+        .body(Bytes::new())
+        .unwrap();
+    let err = client.send(request).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+}
+
+#[tokio::test]
+async fn a_refused_stream_is_sent_again_on_a_fresh_connection() {
+    // RFC 9113 §8.7: REFUSED_STREAM means the request was not processed.
+    let (port, roots) = scripted_server(Script::RefuseOnFirstConnection).await;
+    let client = scripted_client(roots).build().unwrap();
+    let uri = format!("https://h2.localhost:{port}/");
+    // The first request opens the connection and is refused there: nothing pooled to
+    // fall back from, so the error is returned.
+    let request = http::Request::post(&uri)
+        .body(Bytes::from_static(b"once"))
+        .unwrap();
+    let err = client.send(request).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Http2, "{err}");
+    // The second finds the first connection in the pool, is refused, and goes on a new one.
+    let request = http::Request::post(&uri)
+        .body(Bytes::from_static(b"twice"))
+        .unwrap();
+    let response = client.send(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(counts(client.stats()), (2, 0, 0));
 }
