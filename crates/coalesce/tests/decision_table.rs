@@ -716,9 +716,8 @@ fn a_cleartext_listener_checks_host_port_and_client_certificates_only() {
                 .build()
                 .unwrap();
             let conn = ConnectionContext::new();
-            let to = |authority: &str| {
-                RequestTarget::from_h1(None, [authority.as_bytes()].into_iter()).unwrap()
-            };
+            let to =
+                |authority: &str| RequestTarget::from_h1(None, [authority.as_bytes()]).unwrap();
             let case = format!("{policy:?} warn_only={warn_only}");
             assert_eq!(
                 decide(&vhosts, &conn, &to("a.test")),
