@@ -275,11 +275,15 @@ fn requested(flag: &Mutex<bool>) -> bool {
     flag.lock().map(|r| *r).unwrap_or(false)
 }
 
-/// Says what a failure on a connection that was asked for a client certificate the probe
-/// did not have means: a server that requires one ends the handshake (TLS 1.2) or the
-/// connection just after it (TLS 1.3, which reads as a closed pipe or a
-/// `CertificateRequired` alert, whichever comes first).
-fn client_cert_required(err: Error) -> Error {
+/// Says what a failure means when the connection was asked for a client certificate the
+/// probe did not have (`lacking`): a server that requires one ends the handshake (TLS 1.2)
+/// or the connection just after it (TLS 1.3, which reads as a closed pipe or a
+/// `CertificateRequired` alert, whichever comes first). Other failures, and timeouts (a
+/// server that asks for a certificate may go on without one), are left as they are.
+fn client_cert_required(err: Error, lacking: bool) -> Error {
+    if !lacking || err.kind() == ErrorKind::Timeout {
+        return err;
+    }
     Error::new(
         ErrorKind::Tls,
         format!(
@@ -337,10 +341,7 @@ async fn connect_recording(
                 format!("TLS handshake with {address} failed: {e}"),
             )
             .with_source(e);
-            match tls.client_cert.is_none() && requested(&requested_flag) {
-                true => client_cert_required(err),
-                false => err,
-            }
+            client_cert_required(err, tls.client_cert.is_none() && requested(&requested_flag))
         })
     };
     let stream = tokio::time::timeout(timeout, work).await.map_err(|_| {
@@ -397,13 +398,9 @@ impl Session {
         let lacks_client_cert = conn.lacks_client_cert();
         let client_cert_requested = conn.client_cert_requested.clone();
         let presents_client_cert = conn.presents_client_cert;
-        let transport =
-            Transport::start(conn, timeout)
-                .await
-                .map_err(|err| match lacks_client_cert {
-                    true => client_cert_required(err),
-                    false => err,
-                })?;
+        let transport = Transport::start(conn, timeout)
+            .await
+            .map_err(|err| client_cert_required(err, lacks_client_cert))?;
         Ok(Self {
             transport,
             timeout,
@@ -438,12 +435,9 @@ impl Session {
         sni: Option<&str>,
     ) -> Result<(u16, Option<String>), Error> {
         let outcome = self.send(authority, path, head, tls, address, sni).await;
-        outcome.map_err(|err| {
-            match !self.presents_client_cert && requested(&self.client_cert_requested) {
-                true => client_cert_required(err),
-                false => err,
-            }
-        })
+        let lacks_client_cert =
+            !self.presents_client_cert && requested(&self.client_cert_requested);
+        outcome.map_err(|err| client_cert_required(err, lacks_client_cert))
     }
 
     async fn send(
@@ -548,9 +542,10 @@ const MAX_BODY: usize = 16 * 1024;
 
 /// The reason a body gives, for an answer that did not serve the request.
 fn refusal_reason(status: u16, body: &[u8]) -> Option<String> {
-    match StatusClass::of(status).is_served() {
-        true => None,
-        false => reason_from_body(body),
+    if StatusClass::of(status).is_served() {
+        None
+    } else {
+        reason_from_body(body)
     }
 }
 
