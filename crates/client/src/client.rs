@@ -95,7 +95,7 @@ pub struct ClientBuilder {
 pub struct Stats {
     /// TLS connections that completed a handshake with `h2`.
     pub connections_opened: u64,
-    /// Calls to [`Client::send`] (a 421 retry is not counted again).
+    /// Requests that found or opened a connection (a retry is not counted again).
     pub requests: u64,
     /// Requests sent on a connection made for another origin.
     pub coalesced: u64,
@@ -180,6 +180,9 @@ impl Client {
     /// misdirected on that connection and sends the request once more, whatever its method,
     /// on a fresh connection made for its origin; a second 421 is returned as is.
     ///
+    /// The resolver is asked only when no pooled connection is made for the origin or lists
+    /// it in its ORIGIN set (RFC 8336 §2.4 lets a client skip DNS for those).
+    ///
     /// The request timeout covers waiting for the connection's capacity and the response
     /// head, not reading the body. Only `h2` is spoken: a server that does not select it by
     /// ALPN gives [`ErrorKind::Http1NotSupported`].
@@ -195,12 +198,21 @@ impl Client {
     /// ```
     pub async fn send(&self, request: Request<Bytes>) -> Result<Response<Body>, Error> {
         let origin = origin_of(request.uri())?;
-        let addrs = self.resolve(&origin).await?;
-        let ips: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
-        self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
         let (parts, body) = request.into_parts();
+        // A connection made for this origin, or one whose ORIGIN set lists it, needs no
+        // DNS answer (RFC 8336 §2.4); only then is the resolver asked.
+        let mut addrs = None;
+        let found = match self.pick(&origin, &[]) {
+            Some(conn) => Found::Pooled(conn),
+            None => {
+                let known = self.addresses(&origin, &mut addrs).await?;
+                let ips: Vec<IpAddr> = known.iter().map(SocketAddr::ip).collect();
+                self.connection(&origin, &ips, &known).await?
+            }
+        };
+        self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
 
-        let (conn, response) = match self.connection(&origin, &ips, &addrs).await? {
+        let (conn, response) = match found {
             Found::Pooled(pooled) => match self.exchange(&pooled, &parts, &body).await {
                 Ok(response) => (pooled, response),
                 // The pooled connection stopped taking requests (GOAWAY, closed) or refused
@@ -214,7 +226,8 @@ impl Client {
                         error = %failure.error,
                         "request not processed: opening a fresh connection"
                     );
-                    let fresh = self.open(&origin, &addrs).await?;
+                    let known = self.addresses(&origin, &mut addrs).await?;
+                    let fresh = self.open(&origin, &known).await?;
                     let response = self.exchange(&fresh, &parts, &body).await?;
                     (fresh, response)
                 }
@@ -240,7 +253,8 @@ impl Client {
                     connection = conn.id,
                     "421 Misdirected Request: retrying on a fresh connection"
                 );
-                let fresh = self.open(&origin, &addrs).await?;
+                let known = self.addresses(&origin, &mut addrs).await?;
+                let fresh = self.open(&origin, &known).await?;
                 Ok(self.exchange(&fresh, &parts, &body).await?)
             }
             _ => Ok(response),
@@ -263,6 +277,21 @@ impl Client {
             retries_421: c.retries_421.load(Ordering::Relaxed),
             origin_frames: c.origin_frames.load(Ordering::Relaxed),
         }
+    }
+
+    /// The origin's addresses: those already looked up for this request, else the
+    /// resolver's.
+    async fn addresses(
+        &self,
+        origin: &Origin,
+        known: &mut Option<Vec<SocketAddr>>,
+    ) -> Result<Vec<SocketAddr>, Error> {
+        if let Some(addrs) = known {
+            return Ok(addrs.clone());
+        }
+        let addrs = self.resolve(origin).await?;
+        *known = Some(addrs.clone());
+        Ok(addrs)
     }
 
     /// The origin's addresses from the resolver.

@@ -158,6 +158,39 @@ async fn a_then_b_share_one_connection_when_dns_overlaps_or_origin_frame_lists_b
 }
 
 #[tokio::test]
+async fn an_origin_in_the_origin_set_needs_no_dns_answer() {
+    // RFC 8336 §2.4: membership of the ORIGIN set replaces the DNS check, not the
+    // certificate check. b.localhost is not in the resolver at all.
+    let setup = Setup::start("no-dns").await;
+    let resolver = StaticResolver::new().insert("a.localhost", [LOCAL]);
+    for (mode, want_b) in [
+        (ReuseMode::OriginFrame, true),
+        (ReuseMode::DnsOverlap, false),
+    ] {
+        let client = setup
+            .builder(mode)
+            .resolver(resolver.clone())
+            .build()
+            .unwrap();
+        assert_eq!(
+            setup.get(&client, "a.localhost").await,
+            served("a.localhost")
+        );
+        let request = http::Request::get(format!("https://b.localhost:{}/", setup.port))
+            .body(Bytes::new())
+            .unwrap();
+        match client.send(request).await {
+            Ok(response) => assert!(want_b && response.status() == 200, "{mode:?}"),
+            Err(err) => assert!(
+                !want_b && err.kind() == ErrorKind::Resolve,
+                "{mode:?}: {err}"
+            ),
+        }
+        assert_eq!(client.stats().connections_opened, 1, "{mode:?}");
+    }
+}
+
+#[tokio::test]
 async fn exact_mode_opens_one_connection_per_origin() {
     let setup = Setup::start("exact").await;
     let client = setup.builder(ReuseMode::Exact).build().unwrap();
