@@ -2,6 +2,14 @@ use std::error::Error as StdError;
 use std::fmt;
 
 /// What went wrong, for callers to match on.
+///
+/// ```
+/// use misdirect_client::{Error, ErrorKind};
+///
+/// fn worth_retrying(err: &Error) -> bool {
+///     matches!(err.kind(), ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Http2)
+/// }
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -64,6 +72,18 @@ impl Error {
     }
 
     /// What kind of failure this is.
+    ///
+    /// ```
+    /// use misdirect_client::{Client, ErrorKind};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let client = Client::builder().build()?;
+    /// let request = http::Request::get("/relative").body(bytes::Bytes::new())?;
+    /// assert_eq!(client.send(request).await.unwrap_err().kind(), ErrorKind::InvalidRequest);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }

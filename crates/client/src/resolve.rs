@@ -6,6 +6,14 @@ use std::pin::Pin;
 
 /// The future a [`Resolve`] returns: the addresses of a host, boxed so that resolvers can
 /// be chosen at run time.
+///
+/// ```
+/// use misdirect_client::Resolving;
+///
+/// fn nowhere<'a>() -> Resolving<'a> {
+///     Box::pin(async { Err(std::io::Error::other("no resolver here")) })
+/// }
+/// ```
 pub type Resolving<'a> = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>>;
 
 /// Turns a host name and port into socket addresses.
@@ -34,6 +42,17 @@ pub type Resolving<'a> = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>
 /// ```
 pub trait Resolve: std::fmt::Debug + Send + Sync + 'static {
     /// The addresses of `host` (a DNS name, or an IP address as text) at `port`.
+    ///
+    /// ```
+    /// use misdirect_client::{Resolve, StaticResolver};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let addrs = StaticResolver::new().resolve("::1", 8443).await?;
+    /// assert_eq!(addrs, ["[::1]:8443".parse()?]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn resolve(&self, host: &str, port: u16) -> Resolving<'_>;
 }
 
@@ -101,12 +120,24 @@ pub struct StaticResolver {
 }
 
 impl StaticResolver {
-    /// An empty map.
+    /// An empty map: only IP addresses resolve.
+    ///
+    /// ```
+    /// let resolver = misdirect_client::StaticResolver::new();
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Maps `name` to `addrs` (replacing what it mapped to before).
+    ///
+    /// ```
+    /// use misdirect_client::StaticResolver;
+    ///
+    /// let both = ["127.0.0.1".parse()?, "::1".parse()?];
+    /// let resolver = StaticResolver::new().insert("a.localhost", both);
+    /// # Ok::<(), std::net::AddrParseError>(())
+    /// ```
     pub fn insert(mut self, name: &str, addrs: impl IntoIterator<Item = IpAddr>) -> Self {
         self.names
             .insert(name.to_ascii_lowercase(), addrs.into_iter().collect());
