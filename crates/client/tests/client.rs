@@ -516,6 +516,31 @@ async fn futures_join_all<F: std::future::Future>(
 }
 
 #[tokio::test]
+async fn the_limit_of_connections_per_peer_holds() {
+    let setup = Setup::start("limit").await;
+    let client = setup
+        .builder(ReuseMode::Exact)
+        .max_connections_per_peer(1)
+        .build()
+        .unwrap();
+    assert_eq!(
+        setup.get(&client, "a.localhost").await,
+        served("a.localhost")
+    );
+    let request = http::Request::get(format!("https://b.localhost:{}/", setup.port))
+        .body(Bytes::new())
+        .unwrap();
+    let err = client.send(request).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooManyConnections, "{err}");
+    // The connection in the pool still serves its own origin.
+    assert_eq!(
+        setup.get(&client, "a.localhost").await,
+        served("a.localhost")
+    );
+    assert_eq!(client.stats().connections_opened, 1);
+}
+
+#[tokio::test]
 async fn clones_share_the_pool() {
     let setup = Setup::start("clone").await;
     let client = setup.builder(ReuseMode::OriginFrame).build().unwrap();
