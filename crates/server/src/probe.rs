@@ -169,6 +169,9 @@ pub async fn probe(options: &ProbeOptions) -> Result<ProbeReport, Error> {
         let is_own = own.as_ref() == Some(&planned.host);
         let (status, error) = match outcome {
             Ok((status, reason)) => (Some(status), reason),
+            // The first request ended by TLS (a client certificate the server requires):
+            // no request can be made, and that is what to tell.
+            Err(e) if results.is_empty() && e.kind() == ErrorKind::Tls => return Err(e),
             Err(e) => (None, Some(e.to_string())),
         };
         let mut facts = Facts::new(status, covered, is_own);

@@ -33,7 +33,15 @@ pub fn parse_timeout(secs: f64) -> Result<Duration, Error> {
     }
     Err(Error::new(
         ErrorKind::Invalid,
-        format!("--timeout {secs}: must be from {MIN_TIMEOUT_SECS} to {MAX_TIMEOUT_SECS} seconds"),
+        format!(
+            "--timeout {}: must be from {MIN_TIMEOUT_SECS} to {MAX_TIMEOUT_SECS} seconds",
+            // 1e30 as 1e30, not thirty-one digits.
+            if secs.abs() >= 1e6 {
+                format!("{secs:e}")
+            } else {
+                secs.to_string()
+            }
+        ),
     ))
 }
 
@@ -290,6 +298,12 @@ mod tests {
         assert_eq!(parse_timeout(5.0).unwrap(), Duration::from_secs(5));
         assert_eq!(parse_timeout(3600.0).unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_timeout(0.001).unwrap(), Duration::from_millis(1));
+        assert!(
+            parse_timeout(1e30)
+                .unwrap_err()
+                .to_string()
+                .starts_with("--timeout 1e30: ")
+        );
         for bad in [0.0, -1.0, 3600.5, 1e30, f64::NAN, f64::INFINITY, 1e-12] {
             let err = parse_timeout(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Invalid);

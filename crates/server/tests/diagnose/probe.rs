@@ -731,7 +731,8 @@ async fn wrongly_signed_certificate_is_a_finding() {
 
 /// A server that requires a client certificate for every connection, probed without
 /// one: over TLS 1.2 the handshake fails, over TLS 1.3 the connection ends just after
-/// it. Either way the probe says a client certificate is required and suggests --cert.
+/// it. Either way the probe stops, says a client certificate is required and suggests
+/// --cert.
 #[tokio::test]
 async fn required_client_certificate_is_explained() {
     for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
@@ -769,26 +770,20 @@ async fn required_client_certificate_is_explained() {
             }
         });
         let case = format!("{version:?}");
-        match probe(&options(&site, addr, "a.test", &[])).await {
-            Err(err) => {
-                assert!(
-                    err.to_string().contains("requires a client certificate")
-                        && err.to_string().contains("--cert"),
-                    "{case}: {err}"
-                );
-            }
-            Ok(report) => {
-                assert_eq!(report.exit_code(), 3, "{case}");
-                for result in &report.results {
-                    let error = result.error.as_deref().unwrap_or_default();
-                    assert_eq!(result.verdict, Verdict::Failed, "{case}");
-                    assert!(
-                        error.contains("requires a client certificate") && error.contains("--cert"),
-                        "{case}: {error}"
-                    );
-                }
-            }
-        }
+        let err = probe(&options(&site, addr, "a.test", &[]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            misdirect_server::ErrorKind::Tls,
+            "{case}: {err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("the server requires a client certificate")
+                && message.contains("present one with --cert FILE --key FILE"),
+            "{case}: {message}"
+        );
     }
 }
 
