@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,7 +16,8 @@ use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::sign::CertifiedKey;
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    CertificateError, ClientConfig, DigitallySignedStruct, HandshakeKind, RootCertStore,
+    SignatureScheme,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio::net::TcpStream;
@@ -117,6 +118,9 @@ struct Inner {
     max_per_peer: usize,
     /// Open connections by peer address.
     pool: Mutex<HashMap<SocketAddr, Vec<Arc<Conn>>>>,
+    /// Server names this client presented its certificate to: sessions resumed with them
+    /// carry that authentication.
+    presented_to: Mutex<HashSet<String>>,
     /// Origins whose first connection is being opened, so that concurrent requests wait
     /// for it.
     opening: Mutex<HashMap<Origin, Arc<tokio::sync::Mutex<()>>>>,
@@ -434,6 +438,17 @@ impl Client {
                 ),
             ));
         }
+        // A resumed session keeps the client authentication of the handshake it came from
+        // without presenting the certificate again (RFC 8446 §2.2): count it as presented
+        // when this client ever presented it to that name.
+        let host = origin.host().to_string();
+        let client_cert = match session.handshake_kind() {
+            Some(HandshakeKind::Resumed) => lock(&inner.presented_to).contains(&host),
+            _ => presented.load(Ordering::Acquire),
+        };
+        if client_cert {
+            lock(&inner.presented_to).insert(host);
+        }
         let chain: Vec<CertificateDer<'static>> = session
             .peer_certificates()
             .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
@@ -446,7 +461,7 @@ impl Client {
             .unwrap_or_else(|| Identities::from_patterns(std::iter::empty()));
         let state = PooledConnection::new(origin.clone(), peer.ip(), Arc::new(identities))
             .resolved(addrs.iter().map(SocketAddr::ip))
-            .with_client_cert(presented.load(Ordering::Acquire));
+            .with_client_cert(client_cert);
         let state = Arc::new(Mutex::new(state));
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
 
@@ -736,6 +751,7 @@ impl ClientBuilder {
                 max_per_peer: self.max_per_peer,
                 pool: Mutex::new(HashMap::new()),
                 opening: Mutex::new(HashMap::new()),
+                presented_to: Mutex::new(HashSet::new()),
                 counters: Arc::new(Counters::default()),
                 next_id: AtomicU64::new(0),
             }),
