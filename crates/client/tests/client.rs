@@ -4,129 +4,19 @@
 //! ORIGIN frame listing exactly the origins it serves.
 #![allow(clippy::unwrap_used)]
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+mod support;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use misdirect_client::{Client, ClientBuilder, ErrorKind, StaticResolver, Stats};
+use misdirect_client::{Client, ClientBuilder, ErrorKind, StaticResolver};
 use misdirect_coalesce::ReuseMode;
-use misdirect_server::embedded::{CA_FILE, CLIENT_CERT_FILE, CLIENT_KEY_FILE, Embedded};
-use misdirect_server::{Config, Server};
 use rustls::RootCertStore;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::PrivateKeyDer;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-const OTHER_LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
-
-/// The embedded set-up served on an ephemeral loopback port.
-struct Setup {
-    port: u16,
-    dir: PathBuf,
-    config: Config,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-impl Setup {
-    async fn start(label: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("misdirect-client-{label}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let embedded = Embedded::generate(&dir, SocketAddr::new(LOCAL, 0)).unwrap();
-        embedded.write_files().unwrap();
-        let mut config = embedded.into_config();
-        let (port, stop, task) = Self::serve(config.clone()).await;
-        config.override_addr(None, Some(port)).unwrap();
-        Self {
-            port,
-            dir,
-            config,
-            stop,
-            task,
-        }
-    }
-
-    async fn serve(config: Config) -> (u16, oneshot::Sender<()>, JoinHandle<()>) {
-        let server = Server::bind(config).await.unwrap();
-        let port = server.local_addrs()[0].port();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
-        (port, stop, task)
-    }
-
-    /// Shuts the server down (GOAWAY on every connection) and starts it again on the same
-    /// port with the same certificates.
-    async fn restart(self) -> Self {
-        let _ = self.stop.send(());
-        self.task.await.unwrap();
-        let (port, stop, task) = Self::serve(self.config.clone()).await;
-        assert_eq!(port, self.port);
-        Self { stop, task, ..self }
-    }
-
-    fn roots(&self) -> RootCertStore {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(self.dir.join(CA_FILE)).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        roots
-    }
-
-    /// Every name of the set-up at 127.0.0.1.
-    fn resolver(&self) -> StaticResolver {
-        [
-            "a.localhost",
-            "b.localhost",
-            "c.localhost",
-            "secure.localhost",
-        ]
-        .into_iter()
-        .fold(StaticResolver::new(), |r, name| r.insert(name, [LOCAL]))
-    }
-
-    fn builder(&self, mode: ReuseMode) -> ClientBuilder {
-        Client::builder()
-            .roots(self.roots())
-            .resolver(self.resolver())
-            .reuse_mode(mode)
-    }
-
-    fn with_client_cert(&self, builder: ClientBuilder) -> ClientBuilder {
-        let chain = CertificateDer::pem_file_iter(self.dir.join(CLIENT_CERT_FILE))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let key = PrivateKeyDer::from_pem_file(self.dir.join(CLIENT_KEY_FILE)).unwrap();
-        builder.client_cert(chain, key)
-    }
-
-    /// GET `https://{host}:{port}/`: the status and body.
-    async fn get(&self, client: &Client, host: &str) -> (u16, String) {
-        let request = http::Request::get(format!("https://{host}:{}/", self.port))
-            .body(Bytes::new())
-            .unwrap();
-        let response = client.send(request).await.unwrap();
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await.unwrap();
-        (status, String::from_utf8(body.to_vec()).unwrap())
-    }
-}
-
-fn served(host: &str) -> (u16, String) {
-    (200, format!("vhost {host}\n"))
-}
-
-/// `(connections opened, coalesced, 421 retries)`.
-fn counts(stats: Stats) -> (u64, u64, u64) {
-    (stats.connections_opened, stats.coalesced, stats.retries_421)
-}
+use support::{LOCAL, OTHER_LOCAL, Setup, counts, served};
 
 #[tokio::test]
 async fn a_then_b_share_one_connection_when_dns_overlaps_or_origin_frame_lists_b() {
@@ -283,55 +173,6 @@ async fn a_421_is_retried_once_on_a_fresh_connection_and_remembered() {
     let stats = client.stats();
     assert_eq!(counts(stats), (2, 2, 1));
     assert_eq!(stats.requests, 4);
-}
-
-#[tokio::test]
-async fn coalescing_421_retries_and_origin_frames_are_debug_events() {
-    let lines = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer({
-            let lines = lines.clone();
-            move || Captured(lines.clone())
-        })
-        .finish();
-    // This test's runtime has one thread: the connection tasks log through it too.
-    let _default = tracing::subscriber::set_default(subscriber);
-    let setup = Setup::start("events").await;
-    let client = setup
-        .with_client_cert(setup.builder(ReuseMode::DnsOverlap))
-        .build()
-        .unwrap();
-    setup.get(&client, "a.localhost").await;
-    setup.get(&client, "b.localhost").await;
-    setup.get(&client, "secure.localhost").await;
-    let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
-    for want in [
-        "ORIGIN frame",
-        "coalesced: reusing a connection made for another origin",
-        "421 Misdirected Request: retrying on a fresh connection",
-    ] {
-        assert!(
-            text.lines()
-                .any(|line| line.contains("DEBUG") && line.contains(want)),
-            "{want:?} not logged in:\n{text}"
-        );
-    }
-}
-
-/// A log writer into a shared buffer.
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]
@@ -708,4 +549,120 @@ async fn a_refused_stream_is_sent_again_on_a_fresh_connection() {
     let response = client.send(request).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(counts(client.stats()), (2, 0, 0));
+}
+
+#[tokio::test]
+async fn a_second_client_certificate_connection_is_not_shared_either() {
+    // A server that requires a client certificate for h2.localhost and other.localhost
+    // (one certificate covers both) and closes its first connection after one response,
+    // so that the client opens a second one, which could resume the first's TLS session —
+    // and its client authentication — without sending the certificate again.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf = |names: Vec<String>| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        (
+            cert.der().clone(),
+            PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+    };
+    let (server_cert, server_key) = leaf(vec!["h2.localhost".into(), "other.localhost".into()]);
+    let (client_cert, client_key) = leaf(Vec::new());
+    let mut roots = RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).unwrap();
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots.clone()),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![server_cert], server_key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind((LOCAL, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let kinds = Arc::new(std::sync::Mutex::new(Vec::new()));
+    tokio::spawn({
+        let kinds = kinds.clone();
+        async move {
+            for index in 0.. {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let acceptor = acceptor.clone();
+                let kinds = kinds.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    kinds.lock().unwrap().push(tls.get_ref().1.handshake_kind());
+                    let mut conn = h2::server::handshake(tls).await.unwrap();
+                    while let Some(Ok((_request, mut respond))) = conn.accept().await {
+                        respond
+                            .send_response(http::Response::new(()), true)
+                            .unwrap();
+                        if index == 0 {
+                            conn.graceful_shutdown();
+                        }
+                    }
+                });
+            }
+        }
+    });
+
+    let client = Client::builder()
+        .roots(roots)
+        .client_cert(vec![client_cert], client_key)
+        .reuse_mode(ReuseMode::DnsOverlap)
+        .resolver(
+            StaticResolver::new()
+                .insert("h2.localhost", [LOCAL])
+                .insert("other.localhost", [LOCAL]),
+        )
+        .build()
+        .unwrap();
+    let get = |host: &str| {
+        let request = http::Request::get(format!("https://{host}:{port}/"))
+            .body(Bytes::new())
+            .unwrap();
+        let client = client.clone();
+        async move { client.send(request).await.unwrap().status() }
+    };
+    assert_eq!(get("h2.localhost").await, 200);
+    // The first connection closes; wait for the client to see it.
+    for _ in 0..100 {
+        if get("h2.localhost").await == 200 && client.stats().connections_opened == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(client.stats().connections_opened, 2);
+    // rustls ties a ticket to the certificate resolver it was issued under, and each
+    // connection of a client with a certificate has its own (to learn whether it was
+    // presented): such a client never resumes. Were it to, a resumed session counts as
+    // presented for a name the certificate was presented to.
+    let kinds = kinds.lock().unwrap().clone();
+    assert_eq!(
+        kinds,
+        [
+            Some(rustls::HandshakeKind::Full),
+            Some(rustls::HandshakeKind::Full)
+        ]
+    );
+    // other.localhost is covered and resolves to the same peer, but the resumed connection
+    // speaks with the client certificate: it gets a connection of its own.
+    assert_eq!(get("other.localhost").await, 200);
+    assert_eq!(counts(client.stats()), (3, 0, 0));
 }
