@@ -21,8 +21,9 @@
 //!
 //! # Not yet
 //! HTTP/1.1 (a server that does not select `h2` gives
-//! [`ErrorKind::Http1NotSupported`]), streaming request bodies, and a memory of 421s beyond
-//! the connection that answered them.
+//! [`ErrorKind::Http1NotSupported`]), streaming request bodies, TLS session resumption for
+//! a client with a certificate, and a memory of 421s beyond the connection that answered
+//! them.
 //!
 //! # Example
 //! ```no_run
