@@ -461,7 +461,16 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
         return Answer::Ready(response, conn.presented);
     }
     let core = &shared.listeners[conn.listener].table.listener;
-    match core.on_request(&conn.context, parts) {
+    // Benchmarks only (`bench-no-policy`, never for production): no target, no decision;
+    // every request is served by the virtual host the connection presented.
+    #[cfg(feature = "bench-no-policy")]
+    let outcome = Outcome::Serve {
+        vhost: conn.presented,
+        warning: None,
+    };
+    #[cfg(not(feature = "bench-no-policy"))]
+    let outcome = core.on_request(&conn.context, parts);
+    match outcome {
         Outcome::Serve { vhost, warning } => {
             if let Some(warning) = warning {
                 shared.metrics.count_warning(warning.reason);
