@@ -3,35 +3,35 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::header::{HOST, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use misdirect_authority::{Authority, Host, Origin, Scheme};
 use misdirect_certmatch::Identities;
 use misdirect_coalesce::{PooledConnection, RetryAdvice, ReuseDecision, ReuseMode, ReusePolicy};
 use misdirect_response::OriginFrame;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::sign::CertifiedKey;
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, HandshakeKind, RootCertStore,
-    SignatureScheme,
-};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::{ClientConfig, HandshakeKind, RootCertStore};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 use tracing::debug;
 
+use crate::body::{Outgoing, pump_h2};
+use crate::conn::{ConnectionInfo, Protocol};
 use crate::origin_watch::OriginWatch;
-use crate::{Body, Error, ErrorKind, Resolve, SystemResolver};
+use crate::tls::{ClientAuthNotes, Noting, Recording, TrustsNobody};
+use crate::{Body, Error, ErrorKind, RequestBody, Resolve, SystemResolver};
 
 /// The ALPN protocol identifier of HTTP/2 over TLS (RFC 9113 §3.2).
 const H2: &[u8] = b"h2";
 
-/// HTTP/1.1's ALPN identifier (RFC 7301 §6), offered after `h2` so that a server without
-/// HTTP/2 completes the handshake and the error can say so.
+/// HTTP/1.1's ALPN identifier (RFC 7301 §6), offered after `h2`: a server without HTTP/2
+/// gets its requests over HTTP/1.1.
 const HTTP11: &[u8] = b"http/1.1";
 
 /// An HTTP/2 client that shares connections across origins only where RFC 9113 §9.1.1
@@ -81,6 +81,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     request_timeout: Duration,
     max_per_peer: usize,
+    remember_misdirected: Option<Duration>,
 }
 
 /// What a [`Client`] has done since it was built, from [`Client::stats`].
@@ -107,29 +108,41 @@ pub struct Stats {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     config: Arc<ClientConfig>,
-    verifier: Arc<dyn ServerCertVerifier>,
+    pub(crate) verifier: Arc<dyn ServerCertVerifier>,
     has_client_cert: bool,
     policy: ReusePolicy,
     resolver: Arc<dyn Resolve>,
-    connect_timeout: Duration,
-    request_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     max_per_peer: usize,
-    /// Open connections by peer address.
+    /// How long an origin that got a 421 is kept off connections made for other origins.
+    remember_misdirected: Option<Duration>,
+    /// Open HTTP/2 connections by peer address.
     pool: Mutex<HashMap<SocketAddr, Vec<Arc<Conn>>>>,
+    /// HTTP/1.1 connections between requests, by origin; one request at a time each.
+    idle_h1: Mutex<HashMap<Origin, Vec<H1Conn>>>,
+    /// Open HTTP/1.1 connections by peer address, for the limit per peer.
+    live_h1: Arc<Mutex<HashMap<SocketAddr, usize>>>,
+    /// Origins that got a 421 and until when they are sent only on their own connections.
+    misdirected: Mutex<HashMap<Origin, Instant>>,
     /// Server names this client presented its certificate to: sessions resumed with them
     /// carry that authentication.
     presented_to: Mutex<HashSet<String>>,
     /// Origins whose first connection is being opened, so that concurrent requests wait
     /// for it.
     opening: Mutex<HashMap<Origin, Arc<tokio::sync::Mutex<()>>>>,
-    counters: Arc<Counters>,
+    pub(crate) counters: Arc<Counters>,
     next_id: AtomicU64,
 }
 
+/// The most origins remembered as misdirected at once; past it the one closest to
+/// expiring is forgotten first.
+const MAX_REMEMBERED: usize = 4096;
+
 #[derive(Debug, Default)]
-struct Counters {
+pub(crate) struct Counters {
     connections_opened: AtomicU64,
     requests: AtomicU64,
     coalesced: AtomicU64,
@@ -137,24 +150,67 @@ struct Counters {
     origin_frames: AtomicU64,
 }
 
-/// One pooled HTTP/2 connection.
+/// One HTTP/2 connection, pooled or held by a [`Connection`](crate::Connection).
 #[derive(Debug)]
-struct Conn {
-    id: u64,
+pub(crate) struct Conn {
+    pub(crate) id: u64,
     peer: SocketAddr,
     sender: h2::client::SendRequest<Bytes>,
     /// What the connection was made for and has learnt since; the ORIGIN watch writes to it.
-    state: Arc<Mutex<PooledConnection>>,
-    /// The server's certificate chain, end entity first, for re-verification.
-    chain: Vec<CertificateDer<'static>>,
+    pub(crate) state: Arc<Mutex<PooledConnection>>,
+    /// What the handshake found; the server's certificate chain is re-verified from it.
+    pub(crate) info: ConnectionInfo,
     /// Set when the connection's driver ended (GOAWAY, error, close).
-    closed: Arc<AtomicBool>,
+    pub(crate) closed: Arc<AtomicBool>,
+    /// Taken by [`Conn::ping`].
+    pings: tokio::sync::Mutex<Option<h2::PingPong>>,
+}
+
+/// One HTTP/1.1 connection (RFC 9112): one origin, one request at a time.
+#[derive(Debug)]
+pub(crate) struct H1Conn {
+    pub(crate) id: u64,
+    pub(crate) sender: hyper::client::conn::http1::SendRequest<Outgoing>,
+    pub(crate) info: ConnectionInfo,
+}
+
+/// A TLS connection whose handshake completed, before HTTP.
+pub(crate) struct Established {
+    tls: TlsStream<TcpStream>,
+    pub(crate) info: ConnectionInfo,
+    addrs: Vec<SocketAddr>,
+}
+
+/// How a connection is opened.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Opening {
+    /// Send the origin's host as SNI (always, but for [`Connection`](crate::Connection)s
+    /// opened without).
+    pub(crate) sni: bool,
+    /// Keep the verifier's answer instead of failing the handshake on it.
+    pub(crate) record_verification: bool,
+    /// Count the connection against the limit per peer and put it in the pool.
+    pub(crate) pooled: bool,
+}
+
+impl Opening {
+    const POOLED: Self = Self {
+        sni: true,
+        record_verification: false,
+        pooled: true,
+    };
+}
+
+/// An HTTP/2 or HTTP/1.1 connection just opened.
+pub(crate) enum Opened {
+    H2(Arc<Conn>),
+    H1(Box<H1Conn>),
 }
 
 impl Client {
     /// A builder with no trust anchors, [`ReuseMode::OriginFrame`], the
-    /// [`SystemResolver`], a 10 s connect timeout, a 30 s request timeout and at most 16
-    /// connections per peer address.
+    /// [`SystemResolver`], a 10 s connect timeout, a 30 s request timeout, at most 16
+    /// connections per peer address and no memory of 421s beyond their connection.
     ///
     /// ```
     /// let client = misdirect_client::Client::builder().build()?;
@@ -170,59 +226,74 @@ impl Client {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_per_peer: 16,
+            remember_misdirected: None,
         }
     }
 
-    /// Sends `request` over HTTP/2 and returns the response once its head arrives.
+    /// Sends `request` and returns the response once its head arrives.
     ///
-    /// The URI must be absolute with scheme `https`. An open connection carries the request
-    /// when [`ReusePolicy::may_reuse`] allows it — for another origin than its own, only
-    /// after the full certificate verification a new connection would make for the
+    /// The URI must be absolute with scheme `https`. An open HTTP/2 connection carries the
+    /// request when [`ReusePolicy::may_reuse`] allows it — for another origin than its own,
+    /// only after the full certificate verification a new connection would make for the
     /// request's host (RFC 9113 §9.1.1) — else a new connection is opened with the
-    /// request's own host as SNI (RFC 9113 §9.2, RFC 6066 §3). A `421 Misdirected Request`
-    /// (RFC 9110 §15.5.20) on a connection made for another origin marks the origin as
-    /// misdirected on that connection and sends the request once more, whatever its method,
-    /// on a fresh connection made for its origin; a second 421 is returned as is.
+    /// request's own host as SNI (RFC 9113 §9.2, RFC 6066 §3). A server that selects
+    /// HTTP/1.1 by ALPN gets the request over HTTP/1.1 (RFC 9112), on a connection that
+    /// serves its origin alone, one request at a time.
+    ///
+    /// A `421 Misdirected Request` (RFC 9110 §15.5.20) on a connection made for another
+    /// origin marks the origin as misdirected on that connection and sends the request once
+    /// more, whatever its method, on a fresh connection made for its origin (concurrent
+    /// retries for one origin share that connection); a second 421 is returned as is. A
+    /// [streaming](RequestBody::streaming) body cannot be sent twice: its request is not
+    /// retried and fails with [`ErrorKind::NotRetried`]. With
+    /// [`remember_misdirected`](ClientBuilder::remember_misdirected), the origin then goes
+    /// only on connections made for it, on every connection, for that long.
     ///
     /// The resolver is asked only when no pooled connection is made for the origin or lists
     /// it in its ORIGIN set (RFC 8336 §2.4 lets a client skip DNS for those).
     ///
     /// The request timeout covers waiting for the connection's capacity and the response
-    /// head, not reading the body. Only `h2` is spoken: a server that does not select it by
-    /// ALPN gives [`ErrorKind::Http1NotSupported`].
+    /// head, not sending a streaming body nor reading the response's.
     ///
     /// ```no_run
     /// # async fn run(client: misdirect_client::Client) -> Result<(), Box<dyn std::error::Error>> {
-    /// let request = http::Request::post("https://a.localhost:8443/upload")
-    ///     .body(bytes::Bytes::from_static(b"hello"))?;
+    /// let request = http::Request::post("https://a.localhost:8443/upload").body("hello")?;
     /// let response = client.send(request).await?;
     /// assert!(response.status().is_success());
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn send(&self, request: Request<Bytes>) -> Result<Response<Body>, Error> {
-        let origin = origin_of(request.uri())?;
+    pub async fn send<B: Into<RequestBody>>(
+        &self,
+        request: Request<B>,
+    ) -> Result<Response<Body>, Error> {
         let (parts, body) = request.into_parts();
+        let mut body = body.into();
+        let origin = origin_of(&parts.uri)?;
         // A connection made for this origin, or one whose ORIGIN set lists it, needs no
         // DNS answer (RFC 8336 §2.4); only then is the resolver asked.
         let mut addrs = None;
         let found = match self.pick(&origin, &[]) {
             Some(conn) => Found::Pooled(conn),
-            None => {
-                let known = self.addresses(&origin, &mut addrs).await?;
-                let ips: Vec<IpAddr> = known.iter().map(SocketAddr::ip).collect();
-                self.connection(&origin, &ips, &known).await?
-            }
+            None => match self.idle_h1(&origin) {
+                Some(h1) => Found::H1(h1),
+                None => {
+                    let known = self.addresses(&origin, &mut addrs).await?;
+                    let ips: Vec<IpAddr> = known.iter().map(SocketAddr::ip).collect();
+                    self.connection(&origin, &ips, &known).await?
+                }
+            },
         };
         self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
 
         let (conn, response) = match found {
-            Found::Pooled(pooled) => match self.exchange(&pooled, &parts, &body).await {
+            Found::H1(h1) => return self.exchange_h1(h1, &origin, &parts, &mut body).await,
+            Found::Pooled(pooled) => match self.exchange(&pooled, &parts, &mut body).await {
                 Ok(response) => (pooled, response),
                 // The pooled connection stopped taking requests (GOAWAY, closed) or refused
                 // this one unprocessed (RFC 9113 §8.7): the request never reached the
                 // application, so it goes once on a fresh connection.
-                Err(failure) if failure.unsent => {
+                Err(failure) if failure.unsent && !body.is_spent() => {
                     pooled.retire();
                     debug!(
                         origin = %origin,
@@ -231,14 +302,20 @@ impl Client {
                         "request not processed: opening a fresh connection"
                     );
                     let known = self.addresses(&origin, &mut addrs).await?;
-                    let fresh = self.open(&origin, &known).await?;
-                    let response = self.exchange(&fresh, &parts, &body).await?;
-                    (fresh, response)
+                    match self.dedicated(&origin, &known).await? {
+                        Opened::H2(fresh) => {
+                            let response = self.exchange(&fresh, &parts, &mut body).await?;
+                            (fresh, response)
+                        }
+                        Opened::H1(h1) => {
+                            return self.exchange_h1(h1, &origin, &parts, &mut body).await;
+                        }
+                    }
                 }
                 Err(failure) => return Err(failure.error),
             },
             Found::Opened(fresh) => {
-                let response = self.exchange(&fresh, &parts, &body).await?;
+                let response = self.exchange(&fresh, &parts, &mut body).await?;
                 (fresh, response)
             }
         };
@@ -246,7 +323,25 @@ impl Client {
             return Ok(response);
         }
         let advice = lock(&conn.state).on_misdirected(&origin);
+        self.remember(&origin);
         match advice {
+            RetryAdvice::RetryOnFreshConnection(_) if body.is_spent() => {
+                debug!(
+                    origin = %origin,
+                    connection = conn.id,
+                    "421 Misdirected Request: not retried, the body was a stream"
+                );
+                Err(Error::new(
+                    ErrorKind::NotRetried,
+                    format!(
+                        "{} {}: 421 Misdirected Request on connection {} (made for {}); the body was a stream and cannot be sent again, so the request was not retried — send it again and it goes to a connection made for {origin}",
+                        parts.method,
+                        parts.uri,
+                        conn.id,
+                        lock(&conn.state).origin()
+                    ),
+                ))
+            }
             RetryAdvice::RetryOnFreshConnection(_) => {
                 self.inner
                     .counters
@@ -258,8 +353,10 @@ impl Client {
                     "421 Misdirected Request: retrying on a fresh connection"
                 );
                 let known = self.addresses(&origin, &mut addrs).await?;
-                let fresh = self.open(&origin, &known).await?;
-                Ok(self.exchange(&fresh, &parts, &body).await?)
+                match self.dedicated(&origin, &known).await? {
+                    Opened::H2(fresh) => Ok(self.exchange(&fresh, &parts, &mut body).await?),
+                    Opened::H1(h1) => self.exchange_h1(h1, &origin, &parts, &mut body).await,
+                }
             }
             _ => Ok(response),
         }
@@ -283,6 +380,10 @@ impl Client {
         }
     }
 
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     /// The origin's addresses: those already looked up for this request, else the
     /// resolver's.
     async fn addresses(
@@ -299,7 +400,7 @@ impl Client {
     }
 
     /// The origin's addresses from the resolver.
-    async fn resolve(&self, origin: &Origin) -> Result<Vec<SocketAddr>, Error> {
+    pub(crate) async fn resolve(&self, origin: &Origin) -> Result<Vec<SocketAddr>, Error> {
         let host = match origin.host().ip() {
             Some(ip) => ip.to_string(),
             None => origin.host().to_string(),
@@ -333,27 +434,70 @@ impl Client {
         if let Some(conn) = self.pick(origin, ips) {
             return Ok(Found::Pooled(conn));
         }
+        self.single_flight(origin, || async {
+            if let Some(conn) = self.pick(origin, ips) {
+                return Ok(Found::Pooled(conn));
+            }
+            if let Some(h1) = self.idle_h1(origin) {
+                return Ok(Found::H1(h1));
+            }
+            Ok(match self.open(origin, addrs, Opening::POOLED).await? {
+                Opened::H2(conn) => Found::Opened(conn),
+                Opened::H1(h1) => Found::H1(h1),
+            })
+        })
+        .await
+    }
+
+    /// A connection made for `origin` itself, for a request that must not go on a shared
+    /// one (after a 421 or a refused stream): an open one when a concurrent request just
+    /// made it, else a new one.
+    async fn dedicated(&self, origin: &Origin, addrs: &[SocketAddr]) -> Result<Opened, Error> {
+        self.single_flight(origin, || async {
+            let own = lock(&self.inner.pool)
+                .values()
+                .flatten()
+                .find(|conn| {
+                    let state = lock(&conn.state);
+                    !conn.closed.load(Ordering::Acquire)
+                        && state.origin() == origin
+                        && !state.is_misdirected(origin)
+                })
+                .cloned();
+            match own {
+                Some(conn) => Ok(Opened::H2(conn)),
+                None => self.open(origin, addrs, Opening::POOLED).await,
+            }
+        })
+        .await
+    }
+
+    /// Runs `work` while holding `origin`'s gate: one request at a time per origin opens
+    /// a connection, the others wait and then find it.
+    async fn single_flight<T, F, Fut>(&self, origin: &Origin, work: F) -> Result<T, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
         let gate = lock(&self.inner.opening)
             .entry(origin.clone())
             .or_default()
             .clone();
         let guard = gate.lock().await;
-        let found = match self.pick(origin, ips) {
-            Some(conn) => Ok(Found::Pooled(conn)),
-            None => self.open(origin, addrs).await.map(Found::Opened),
-        };
+        let result = work().await;
         drop(guard);
         let mut opening = lock(&self.inner.opening);
         // The map's reference and ours: nobody else waits on this gate.
         if Arc::strong_count(&gate) == 2 {
             opening.remove(origin);
         }
-        found
+        result
     }
 
     /// An open connection that may carry a request for `origin`: one made for it, else one
     /// the reuse policy lets it share.
     fn pick(&self, origin: &Origin, ips: &[IpAddr]) -> Option<Arc<Conn>> {
+        let own_only = self.inner.remembered(origin);
         let mut pool = lock(&self.inner.pool);
         for conns in pool.values_mut() {
             conns.retain(|conn| !conn.closed.load(Ordering::Acquire));
@@ -362,8 +506,11 @@ impl Client {
         let mut shared = None;
         for conn in pool.values().flatten() {
             let state = lock(&conn.state);
+            if own_only && state.origin() != origin {
+                continue;
+            }
             let decision = self.inner.policy.may_reuse(&state, origin, ips, |host| {
-                self.inner.verifies(&conn.chain, host)
+                self.inner.verifies(&conn.info.peer_certificates, host)
             });
             if decision != ReuseDecision::Reuse {
                 continue;
@@ -390,80 +537,179 @@ impl Client {
         Some(conn)
     }
 
-    /// Opens a connection made for `origin` (its host as SNI) and adds it to the pool.
-    async fn open(&self, origin: &Origin, addrs: &[SocketAddr]) -> Result<Arc<Conn>, Error> {
+    /// An HTTP/1.1 connection of `origin` that is between requests.
+    fn idle_h1(&self, origin: &Origin) -> Option<Box<H1Conn>> {
+        let mut idle = lock(&self.inner.idle_h1);
+        let conns = idle.get_mut(origin)?;
+        conns.retain(|h1| !h1.sender.is_closed());
+        let ready = conns.iter().position(|h1| h1.sender.is_ready());
+        let h1 = ready.map(|at| Box::new(conns.swap_remove(at)));
+        if conns.is_empty() {
+            idle.remove(origin);
+        }
+        h1
+    }
+
+    /// Records a 421 for `origin`: with `remember_misdirected`, it goes only on
+    /// connections made for it until the time is up.
+    fn remember(&self, origin: &Origin) {
+        let Some(ttl) = self.inner.remember_misdirected else {
+            return;
+        };
+        let now = Instant::now();
+        let mut remembered = lock(&self.inner.misdirected);
+        if remembered.len() >= MAX_REMEMBERED && !remembered.contains_key(origin) {
+            remembered.retain(|_, until| *until > now);
+            if remembered.len() >= MAX_REMEMBERED {
+                let soonest = remembered
+                    .iter()
+                    .min_by_key(|(_, until)| **until)
+                    .map(|(origin, _)| origin.clone());
+                if let Some(soonest) = soonest {
+                    remembered.remove(&soonest);
+                }
+            }
+        }
+        remembered.insert(origin.clone(), now + ttl);
+        debug!(origin = %origin, for_secs = ttl.as_secs_f64(), "origin remembered as misdirected: not coalesced");
+    }
+
+    /// TCP, then TLS with the origin's host as SNI (RFC 9113 §9.2), then HTTP/2 or
+    /// HTTP/1.1 as ALPN chose (RFC 7301). A pooled connection joins the pool.
+    pub(crate) async fn open(
+        &self,
+        origin: &Origin,
+        addrs: &[SocketAddr],
+        opening: Opening,
+    ) -> Result<Opened, Error> {
+        let established = self.handshake(origin, addrs, opening).await?;
+        match established.info.protocol {
+            Protocol::Http2 => {
+                let conn = self.start_h2(origin, established).await?;
+                if opening.pooled {
+                    lock(&self.inner.pool)
+                        .entry(conn.peer)
+                        .or_default()
+                        .push(conn.clone());
+                }
+                Ok(Opened::H2(conn))
+            }
+            Protocol::Http11 => Ok(Opened::H1(Box::new(
+                self.start_h1(origin, established, opening).await?,
+            ))),
+        }
+    }
+
+    /// The TCP connection and the TLS handshake of a new connection for `origin`.
+    async fn handshake(
+        &self,
+        origin: &Origin,
+        addrs: &[SocketAddr],
+        opening: Opening,
+    ) -> Result<Established, Error> {
         let inner = &self.inner;
         let (tcp, peer) = tokio::time::timeout(inner.connect_timeout, connect_any(addrs))
             .await
             .map_err(|_| timeout("connecting", origin))??;
-        let live = lock(&inner.pool).get(&peer).map_or(0, |conns| {
-            conns
-                .iter()
-                .filter(|conn| !conn.closed.load(Ordering::Acquire))
-                .count()
-        });
-        if live >= inner.max_per_peer {
-            return Err(Error::new(
-                ErrorKind::TooManyConnections,
-                format!(
-                    "{peer} already has {live} connections (the limit) and none may carry {origin}"
-                ),
-            ));
+        if opening.pooled {
+            let live = inner.live(peer);
+            if live >= inner.max_per_peer {
+                return Err(Error::new(
+                    ErrorKind::TooManyConnections,
+                    format!(
+                        "{peer} already has {live} connections (the limit) and none may carry {origin}"
+                    ),
+                ));
+            }
         }
 
-        let presented = Arc::new(AtomicBool::new(false));
         let name = server_name(origin.host()).ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidRequest,
                 format!("{origin}: not a TLS server name"),
             )
         })?;
-        let connector = TlsConnector::from(inner.connection_config(&presented));
+        let notes = ClientAuthNotes::default();
+        let verification = Arc::new(Mutex::new(None));
+        let config = inner.connection_config(&notes, opening, &verification);
+        let connector = TlsConnector::from(config);
         let tls = tokio::time::timeout(inner.connect_timeout, connector.connect(name, tcp))
             .await
             .map_err(|_| timeout("the TLS handshake with", origin))?
             .map_err(|err| {
-                Error::new(
+                let error = Error::new(
                     ErrorKind::Tls,
                     format!("TLS handshake with {origin} at {peer}"),
                 )
-                .with_source(err)
+                .with_source(err);
+                client_cert_hint(error, notes.requested() && !notes.presented())
             })?;
         let session = &tls.get_ref().1;
-        if session.alpn_protocol() != Some(H2) {
-            return Err(Error::new(
-                ErrorKind::Http1NotSupported,
-                format!(
-                    "{origin} at {peer} did not select h2 by ALPN; HTTP/1.1 is not supported yet"
-                ),
-            ));
-        }
+        let protocol = match session.alpn_protocol() {
+            Some(H2) => Protocol::Http2,
+            _ => Protocol::Http11,
+        };
         // A resumed session keeps the client authentication of the handshake it came from
         // without presenting the certificate again (RFC 8446 §2.2): count it as presented
         // when this client ever presented it to that name.
         let host = origin.host().to_string();
-        let client_cert = match session.handshake_kind() {
-            Some(HandshakeKind::Resumed) => lock(&inner.presented_to).contains(&host),
-            _ => presented.load(Ordering::Acquire),
+        let resumed = session.handshake_kind() == Some(HandshakeKind::Resumed);
+        let presented = match resumed {
+            true => lock(&inner.presented_to).contains(&host),
+            false => notes.presented(),
         };
-        if client_cert {
+        if presented {
             lock(&inner.presented_to).insert(host);
         }
         let chain: Vec<CertificateDer<'static>> = session
             .peer_certificates()
             .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
             .unwrap_or_default();
+        let verification = lock(&verification).take().unwrap_or(Ok(()));
+        let info = ConnectionInfo {
+            origin: origin.clone(),
+            peer,
+            protocol,
+            tls_version: session.protocol_version(),
+            peer_certificates: chain,
+            verification,
+            client_cert_requested: notes.requested(),
+            client_cert_presented: presented,
+            resumed,
+        };
+        inner
+            .counters
+            .connections_opened
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(Established {
+            tls,
+            info,
+            addrs: addrs.to_vec(),
+        })
+    }
+
+    /// HTTP/2 on an established connection, with its ORIGIN frames watched.
+    async fn start_h2(
+        &self,
+        origin: &Origin,
+        established: Established,
+    ) -> Result<Arc<Conn>, Error> {
+        let inner = &self.inner;
+        let Established { tls, info, addrs } = established;
         // A certificate whose names do not parse covers nothing: the connection then
         // serves its own origin only.
-        let identities = chain
+        let identities = info
+            .peer_certificates
             .first()
             .and_then(|cert| Identities::from_der(cert).ok())
             .unwrap_or_else(|| Identities::from_patterns(std::iter::empty()));
-        let state = PooledConnection::new(origin.clone(), peer.ip(), Arc::new(identities))
+        let state = PooledConnection::new(origin.clone(), info.peer.ip(), Arc::new(identities))
             .resolved(addrs.iter().map(SocketAddr::ip))
-            .with_client_cert(client_cert);
+            .with_client_cert(info.client_cert_presented);
         let state = Arc::new(Mutex::new(state));
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let lacks_client_cert = info.lacks_client_cert();
+        let peer = info.peer;
 
         let watch = OriginWatch::new(tls, {
             let state = state.clone();
@@ -479,9 +725,16 @@ impl Client {
                 );
             }
         });
-        let (sender, connection) = h2::client::handshake(watch).await.map_err(|err| {
-            Error::new(ErrorKind::Http2, format!("HTTP/2 handshake with {origin}")).with_source(err)
-        })?;
+        let handshake = h2::client::handshake(watch);
+        let (sender, mut connection) = tokio::time::timeout(inner.connect_timeout, handshake)
+            .await
+            .map_err(|_| timeout("the HTTP/2 handshake with", origin))?
+            .map_err(|err| {
+                let error = Error::new(ErrorKind::Http2, format!("HTTP/2 handshake with {origin}"))
+                    .with_source(err);
+                client_cert_hint(error, lacks_client_cert)
+            })?;
+        let pings = connection.ping_pong();
         let closed = Arc::new(AtomicBool::new(false));
         tokio::spawn({
             let state = state.clone();
@@ -493,59 +746,119 @@ impl Client {
                 debug!(connection = id, ?result, "connection closed");
             }
         });
-        inner
-            .counters
-            .connections_opened
-            .fetch_add(1, Ordering::Relaxed);
-        debug!(connection = id, origin = %origin, peer = %peer, "connection opened");
-        let conn = Arc::new(Conn {
+        debug!(connection = id, origin = %origin, peer = %peer, "connection opened (h2)");
+        Ok(Arc::new(Conn {
             id,
             peer,
             sender,
             state,
-            chain,
+            info,
             closed,
-        });
-        lock(&inner.pool)
-            .entry(peer)
-            .or_default()
-            .push(conn.clone());
-        Ok(conn)
+            pings: tokio::sync::Mutex::new(pings),
+        }))
     }
 
-    /// Sends one request on `conn` and waits for the response head.
-    async fn exchange(
+    /// HTTP/1.1 on an established connection.
+    async fn start_h1(
+        &self,
+        origin: &Origin,
+        established: Established,
+        opening: Opening,
+    ) -> Result<H1Conn, Error> {
+        let inner = &self.inner;
+        let info = established.info;
+        let io = hyper_util::rt::TokioIo::new(established.tls);
+        let handshake = hyper::client::conn::http1::handshake::<_, Outgoing>(io);
+        let (sender, connection) = tokio::time::timeout(inner.connect_timeout, handshake)
+            .await
+            .map_err(|_| timeout("the HTTP/1.1 handshake with", origin))?
+            .map_err(|err| {
+                Error::new(
+                    ErrorKind::Http1,
+                    format!("HTTP/1.1 handshake with {origin}"),
+                )
+                .with_source(err)
+            })?;
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let peer = info.peer;
+        if opening.pooled {
+            *lock(&inner.live_h1).entry(peer).or_default() += 1;
+        }
+        tokio::spawn({
+            let live = opening.pooled.then(|| inner.live_h1.clone());
+            async move {
+                let result = connection.await;
+                if let Some(live) = live {
+                    let mut live = lock(&live);
+                    if let Some(count) = live.get_mut(&peer) {
+                        *count = count.saturating_sub(1);
+                        if *count == 0 {
+                            live.remove(&peer);
+                        }
+                    }
+                }
+                debug!(connection = id, ?result, "connection closed");
+            }
+        });
+        debug!(connection = id, origin = %origin, peer = %peer, "connection opened (http/1.1)");
+        Ok(H1Conn { id, sender, info })
+    }
+
+    /// Sends one request on an HTTP/2 connection and waits for the response head.
+    pub(crate) async fn exchange(
         &self,
         conn: &Conn,
         parts: &http::request::Parts,
-        body: &Bytes,
+        body: &mut RequestBody,
     ) -> Result<Response<Body>, Failure> {
         let mut head = Request::new(());
         *head.method_mut() = parts.method.clone();
         *head.uri_mut() = parts.uri.clone();
         *head.headers_mut() = parts.headers.clone();
+        if body.is_spent() {
+            return Err(Failure {
+                unsent: false,
+                error: Error::new(
+                    ErrorKind::NotRetried,
+                    format!(
+                        "{} {}: the streaming body was already sent",
+                        parts.method, parts.uri
+                    ),
+                ),
+            });
+        }
+        let lacks_client_cert = conn.info.lacks_client_cert();
         let failure = |unsent: bool| {
             move |err: h2::Error| Failure {
                 // RFC 9113 §8.7: REFUSED_STREAM means the server did not process it.
                 unsent: unsent || err.reason() == Some(h2::Reason::REFUSED_STREAM),
-                error: Error::new(
-                    ErrorKind::Http2,
-                    format!("{} {} on connection {}", parts.method, parts.uri, conn.id),
-                )
-                .with_source(err),
+                error: client_cert_hint(
+                    Error::new(
+                        ErrorKind::Http2,
+                        format!("{} {} on connection {}", parts.method, parts.uri, conn.id),
+                    )
+                    .with_source(err),
+                    lacks_client_cert,
+                ),
             }
         };
         let exchange = async {
             let mut sender = conn.sender.clone().ready().await.map_err(failure(true))?;
-            let end = body.is_empty();
+            let end = body.is_end();
             let (response, mut stream) = sender.send_request(head, end).map_err(failure(true))?;
             if !end {
-                stream
-                    .send_data(body.clone(), true)
-                    .map_err(failure(false))?;
+                match body.take() {
+                    Some(Outgoing::Full(Some(bytes))) => {
+                        stream.send_data(bytes, true).map_err(failure(false))?;
+                    }
+                    Some(outgoing) => {
+                        tokio::spawn(pump_h2(outgoing, stream));
+                    }
+                    None => stream.send_reset(h2::Reason::CANCEL),
+                }
             }
             let response = response.await.map_err(failure(false))?;
-            Ok(response.map(Body::new))
+            Ok(response.map(Body::h2))
         };
         tokio::time::timeout(self.inner.request_timeout, exchange)
             .await
@@ -557,22 +870,108 @@ impl Client {
                 ),
             })?
     }
+
+    /// Sends one request on an HTTP/1.1 connection (origin-form target and `Host`, RFC 9112
+    /// §3.2) and waits for the response head; a pooled connection goes back to the pool
+    /// then, ready for the next request once this response's body is read.
+    pub(crate) async fn exchange_h1(
+        &self,
+        mut h1: Box<H1Conn>,
+        origin: &Origin,
+        parts: &http::request::Parts,
+        body: &mut RequestBody,
+    ) -> Result<Response<Body>, Error> {
+        let lacks_client_cert = h1.info.lacks_client_cert();
+        let result = self
+            .send_h1(&mut h1.sender, h1.id, lacks_client_cert, parts, body)
+            .await;
+        if result.is_ok() && !h1.sender.is_closed() {
+            lock(&self.inner.idle_h1)
+                .entry(origin.clone())
+                .or_default()
+                .push(*h1);
+        }
+        result
+    }
+
+    pub(crate) async fn send_h1(
+        &self,
+        sender: &mut hyper::client::conn::http1::SendRequest<Outgoing>,
+        id: u64,
+        lacks_client_cert: bool,
+        parts: &http::request::Parts,
+        body: &mut RequestBody,
+    ) -> Result<Response<Body>, Error> {
+        let failed = |err: hyper::Error| {
+            client_cert_hint(
+                Error::new(
+                    ErrorKind::Http1,
+                    format!("{} {} on connection {id}", parts.method, parts.uri),
+                )
+                .with_source(err),
+                lacks_client_cert,
+            )
+        };
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str);
+        let mut request = Request::new(body.take().ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotRetried,
+                format!(
+                    "{} {}: the streaming body was already sent",
+                    parts.method, parts.uri
+                ),
+            )
+        })?);
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = target.parse().map_err(|err| {
+            Error::new(
+                ErrorKind::InvalidRequest,
+                format!("{}: bad target", parts.uri),
+            )
+            .with_source(err)
+        })?;
+        *request.headers_mut() = parts.headers.clone();
+        if !request.headers().contains_key(HOST)
+            && let Some(authority) = parts.uri.authority()
+            && let Ok(value) = HeaderValue::from_str(authority.as_str())
+        {
+            request.headers_mut().insert(HOST, value);
+        }
+        let exchange = async {
+            sender.ready().await.map_err(failed)?;
+            let response = sender.send_request(request).await.map_err(failed)?;
+            Ok(response.map(Body::h1))
+        };
+        tokio::time::timeout(self.inner.request_timeout, exchange)
+            .await
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Timeout,
+                    format!("{} {}: no response in time", parts.method, parts.uri),
+                )
+            })?
+    }
 }
 
 /// Where a request goes.
 #[derive(Debug)]
 enum Found {
-    /// A connection from the pool, made for this origin or shared with it.
+    /// An HTTP/2 connection from the pool, made for this origin or shared with it.
     Pooled(Arc<Conn>),
-    /// A connection just opened for this origin.
+    /// An HTTP/2 connection just opened for this origin.
     Opened(Arc<Conn>),
+    /// An HTTP/1.1 connection of this origin, from the pool or just opened.
+    H1(Box<H1Conn>),
 }
 
 /// A failed exchange, and whether the request certainly never reached the server's
 /// application (so that sending it again elsewhere is safe whatever its method).
 #[derive(Debug)]
-struct Failure {
-    error: Error,
+pub(crate) struct Failure {
+    pub(crate) error: Error,
     unsent: bool,
 }
 
@@ -587,6 +986,23 @@ impl Conn {
     fn retire(&self) {
         self.closed.store(true, Ordering::Release);
         lock(&self.state).going_away();
+    }
+
+    /// A PING round trip (RFC 9113 §6.7): every frame the server sent before answering it
+    /// has been read by then.
+    pub(crate) async fn ping(&self) -> Result<(), Error> {
+        let mut pings = self.pings.lock().await;
+        let Some(pings) = pings.as_mut() else {
+            return Ok(());
+        };
+        match pings.ping(h2::Ping::opaque()).await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let error = Error::new(ErrorKind::Http2, format!("PING on connection {}", self.id))
+                    .with_source(err);
+                Err(client_cert_hint(error, self.info.lacks_client_cert()))
+            }
+        }
     }
 }
 
@@ -704,6 +1120,22 @@ impl ClientBuilder {
         self
     }
 
+    /// Remembers, for `ttl`, every origin that got a `421 Misdirected Request`: until then
+    /// its requests go only on connections made for it, never on one shared with another
+    /// origin — a memory across connections that browsers keep for one connection or one
+    /// request only. Off by default; at most 4,096 origins are remembered at once.
+    ///
+    /// ```
+    /// let client = misdirect_client::Client::builder()
+    ///     .remember_misdirected(std::time::Duration::from_secs(600))
+    ///     .build()?;
+    /// # Ok::<(), misdirect_client::Error>(())
+    /// ```
+    pub fn remember_misdirected(mut self, ttl: Duration) -> Self {
+        self.remember_misdirected = Some(ttl);
+        self
+    }
+
     /// The client; fails when rustls refuses the client certificate or key.
     ///
     /// ```
@@ -712,6 +1144,7 @@ impl ClientBuilder {
     /// # Ok::<(), misdirect_client::Error>(())
     /// ```
     pub fn build(self) -> Result<Client, Error> {
+        let has_client_cert = self.client_cert.is_some();
         let config_error =
             |what: &str, err: rustls::Error| Error::new(ErrorKind::Config, what).with_source(err);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -730,7 +1163,6 @@ impl ClientBuilder {
             .map_err(|err| config_error("TLS versions", err))?
             .dangerous()
             .with_custom_certificate_verifier(verifier.clone());
-        let has_client_cert = self.client_cert.is_some();
         let mut config = match self.client_cert {
             None => builder.with_no_client_auth(),
             Some((chain, key)) => builder
@@ -749,6 +1181,10 @@ impl ClientBuilder {
                 connect_timeout: self.connect_timeout,
                 request_timeout: self.request_timeout,
                 max_per_peer: self.max_per_peer,
+                remember_misdirected: self.remember_misdirected,
+                idle_h1: Mutex::new(HashMap::new()),
+                live_h1: Arc::new(Mutex::new(HashMap::new())),
+                misdirected: Mutex::new(HashMap::new()),
                 pool: Mutex::new(HashMap::new()),
                 opening: Mutex::new(HashMap::new()),
                 presented_to: Mutex::new(HashSet::new()),
@@ -770,6 +1206,7 @@ impl fmt::Debug for ClientBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("max_connections_per_peer", &self.max_per_peer)
+            .field("remember_misdirected", &self.remember_misdirected)
             .finish()
     }
 }
@@ -778,113 +1215,135 @@ impl Inner {
     /// Whether `chain` passes the full verification a new connection to `host` would make
     /// (RFC 9113 §9.1.1): chain to a trust anchor, validity period, usage and name.
     fn verifies(&self, chain: &[CertificateDer<'static>], host: &Host) -> bool {
-        let Some((end_entity, intermediates)) = chain.split_first() else {
-            return false;
-        };
-        let Some(name) = server_name(host) else {
-            return false;
-        };
-        self.verifier
-            .verify_server_cert(end_entity, intermediates, &name, &[], UnixTime::now())
-            .is_ok()
+        self.verify(chain, host).is_ok()
     }
 
-    /// The TLS configuration of one new connection: with a client certificate, a resolver
-    /// that records whether the server asked for it and got it.
-    fn connection_config(&self, presented: &Arc<AtomicBool>) -> Arc<ClientConfig> {
-        if !self.has_client_cert {
+    /// The verifier's answer for `chain` and `host`.
+    pub(crate) fn verify(
+        &self,
+        chain: &[CertificateDer<'static>],
+        host: &Host,
+    ) -> Result<(), rustls::Error> {
+        let Some((end_entity, intermediates)) = chain.split_first() else {
+            return Err(rustls::Error::NoCertificatesPresented);
+        };
+        let name = server_name(host).ok_or_else(|| {
+            rustls::Error::General(format!(
+                "{host} is not a name a certificate can be verified for"
+            ))
+        })?;
+        self.verifier
+            .verify_server_cert(end_entity, intermediates, &name, &[], UnixTime::now())
+            .map(|_| ())
+    }
+
+    /// The TLS configuration of one new connection: a client-certificate resolver that
+    /// notes whether the server asked and got one; for a connection opened with
+    /// [`ConnectOptions::without_sni`](crate::ConnectOptions::without_sni) no SNI; for one
+    /// that records verification, a verifier that keeps its answer instead of failing.
+    fn connection_config(
+        &self,
+        notes: &ClientAuthNotes,
+        opening: Opening,
+        verification: &Arc<Mutex<Option<Result<(), rustls::Error>>>>,
+    ) -> Arc<ClientConfig> {
+        // A pooled connection of a client without a certificate learns nothing from a
+        // resolver of its own, and shares the client's configuration so that it can
+        // resume a session (rustls resumes only under the same verifier and resolver).
+        if !self.has_client_cert && opening.pooled && opening.sni && !opening.record_verification {
             return self.config.clone();
         }
         let mut config = (*self.config).clone();
-        config.client_auth_cert_resolver = Arc::new(Presented {
+        config.client_auth_cert_resolver = Arc::new(Noting {
             inner: self.config.client_auth_cert_resolver.clone(),
-            presented: presented.clone(),
+            notes: notes.clone(),
         });
+        config.enable_sni = opening.sni;
+        if opening.record_verification {
+            config
+                .dangerous()
+                .set_certificate_verifier(Arc::new(Recording {
+                    inner: self.verifier.clone(),
+                    outcome: verification.clone(),
+                }));
+        }
         Arc::new(config)
     }
-}
 
-/// The verifier of a client built without trust anchors: every server certificate is
-/// refused as issued by an unknown authority, so a handshake fails with a clear error
-/// rather than the builder.
-#[derive(Debug)]
-struct TrustsNobody(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for TrustsNobody {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Err(rustls::Error::InvalidCertificate(
-            CertificateError::UnknownIssuer,
-        ))
+    /// Open connections to `peer` that count against the limit per peer.
+    fn live(&self, peer: SocketAddr) -> usize {
+        let h2 = lock(&self.pool).get(&peer).map_or(0, |conns| {
+            conns
+                .iter()
+                .filter(|conn| !conn.closed.load(Ordering::Acquire))
+                .count()
+        });
+        h2 + lock(&self.live_h1).get(&peer).copied().unwrap_or(0)
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// A client certificate resolver that notes when it hands out a certificate.
-#[derive(Debug)]
-struct Presented {
-    inner: Arc<dyn ResolvesClientCert>,
-    presented: Arc<AtomicBool>,
-}
-
-impl ResolvesClientCert for Presented {
-    fn resolve(
-        &self,
-        root_hint_subjects: &[&[u8]],
-        sigschemes: &[SignatureScheme],
-    ) -> Option<Arc<CertifiedKey>> {
-        let key = self.inner.resolve(root_hint_subjects, sigschemes);
-        if key.is_some() {
-            self.presented.store(true, Ordering::Release);
+    /// Whether `origin` got a 421 recently enough to go only on its own connections.
+    fn remembered(&self, origin: &Origin) -> bool {
+        if self.remember_misdirected.is_none() {
+            return false;
         }
-        key
+        let mut remembered = lock(&self.misdirected);
+        match remembered.get(origin) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                remembered.remove(origin);
+                false
+            }
+            None => false,
+        }
     }
+}
 
-    fn has_certs(&self) -> bool {
-        self.inner.has_certs()
+/// Says what a failure means when the server asked for a client certificate this client
+/// did not present (`lacking`): a server that requires one ends the handshake (TLS 1.2) or
+/// the connection just after it (TLS 1.3: a `certificate_required` alert or a closed
+/// connection, whichever is read first).
+fn client_cert_hint(error: Error, lacking: bool) -> Error {
+    if error.kind() == ErrorKind::Timeout || !(lacking || certificate_required_alert(&error)) {
+        return error;
     }
+    Error::new(
+        ErrorKind::ClientCertRequired,
+        "the server requires a client certificate and this client has none to present (ClientBuilder::client_cert)",
+    )
+    .with_source(error)
+}
+
+/// Whether `error` comes from a `certificate_required` alert (RFC 8446 §6.2): the server
+/// wanted a client certificate. Read where the connection's own notes are not kept.
+fn certificate_required_alert(error: &(dyn std::error::Error + 'static)) -> bool {
+    let alert = rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired);
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let tls = error.downcast_ref::<rustls::Error>().or_else(|| {
+            error
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if tls == Some(&alert) {
+            return true;
+        }
+        // h2 keeps an I/O error's kind and text, not the error itself.
+        if let Some(io) = error
+            .downcast_ref::<h2::Error>()
+            .and_then(h2::Error::get_io)
+            && io.to_string() == alert.to_string()
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// The origin a request is for: an absolute `https` URI's scheme, host and port
 /// (RFC 9110 §4.3.1, §4.3.3).
-fn origin_of(uri: &Uri) -> Result<Origin, Error> {
+pub(crate) fn origin_of(uri: &Uri) -> Result<Origin, Error> {
     let invalid = |why: &str| Error::new(ErrorKind::InvalidRequest, format!("{uri}: {why}"));
     if uri.scheme_str() != Some("https") {
         return Err(invalid(
@@ -932,7 +1391,7 @@ fn timeout(what: &str, origin: &Origin) -> Error {
 }
 
 /// Locks `mutex`; a panic while it was held leaves plain data behind, still usable.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

@@ -25,10 +25,18 @@ pub enum ErrorKind {
     Connect,
     /// The TLS handshake failed (certificate verification included).
     Tls,
-    /// The server did not choose `h2` by ALPN (RFC 7301): HTTP/1.1 is not supported yet.
-    Http1NotSupported,
+    /// The server asked for a client certificate, the client had none to present, and the
+    /// server ended the handshake or the connection (RFC 8446 §4.4.2.4).
+    ClientCertRequired,
     /// The HTTP/2 connection or stream failed.
     Http2,
+    /// The HTTP/1.1 connection failed.
+    Http1,
+    /// The server answered `421 Misdirected Request` on a connection shared with another
+    /// origin, and the request was not sent again because its body was a stream that
+    /// cannot be replayed. The origin is marked misdirected on that connection: sending
+    /// the request again goes to a connection made for its origin.
+    NotRetried,
     /// A connect or request timeout expired.
     Timeout,
     /// Opening a connection would pass the builder's limit of connections per peer.

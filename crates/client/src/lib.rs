@@ -12,18 +12,24 @@
 //!
 //! - [`Client::builder`]: trust anchors, an optional client certificate, the
 //!   [`ReuseMode`](misdirect_coalesce::ReuseMode) (default `OriginFrame`), a [`Resolve`]r
-//!   ([`SystemResolver`] or [`StaticResolver`]), timeouts and a connection limit per peer.
-//! - [`Client::send`]: one `http::Request<Bytes>` in, an `http::Response<`[`Body`]`>` out.
+//!   ([`SystemResolver`] or [`StaticResolver`]), timeouts, a connection limit per peer and
+//!   an optional memory of 421s across connections
+//!   ([`remember_misdirected`](ClientBuilder::remember_misdirected)).
+//! - [`Client::send`]: one `http::Request` in — its body whole ([`Bytes`](bytes::Bytes),
+//!   `String`, …, replayed on a retry) or a [`RequestBody::streaming`] stream (sent once) —
+//!   an `http::Response<`[`Body`]`>` out. A server that selects HTTP/1.1 by ALPN gets
+//!   HTTP/1.1, on connections that serve their own origin only.
+//! - [`Client::connect`]: a [`Connection`] outside the pool, for tools that test servers:
+//!   requests for any authority on it, what the handshake found ([`ConnectionInfo`], with
+//!   the verifier's answer kept on request), its ORIGIN set.
 //! - [`Client::stats`]: connections opened, requests, coalesced requests, 421 retries and
 //!   ORIGIN frames.
 //!
 //! Every coalesced reuse, 421 retry and ORIGIN frame is a `tracing` event at `DEBUG`.
 //!
 //! # Not yet
-//! HTTP/1.1 (a server that does not select `h2` gives
-//! [`ErrorKind::Http1NotSupported`]), streaming request bodies, TLS session resumption for
-//! a client with a certificate, and a memory of 421s beyond the connection that answered
-//! them.
+//! TLS session resumption for a client with a certificate (each of its connections makes a
+//! full handshake, so that whether it presented the certificate is known per connection).
 //!
 //! # Example
 //! ```no_run
@@ -60,12 +66,15 @@
 
 mod body;
 mod client;
+mod conn;
 mod error;
 mod origin_watch;
 mod resolve;
+mod tls;
 
-pub use body::Body;
+pub use body::{Body, BoxError, RequestBody};
 pub use client::{Client, ClientBuilder, Stats};
+pub use conn::{ConnectOptions, Connection, ConnectionInfo, Protocol};
 pub use error::{Error, ErrorKind};
 pub use resolve::{Resolve, Resolving, StaticResolver, SystemResolver};
 

@@ -10,7 +10,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use misdirect_client::{Client, ClientBuilder, ErrorKind, StaticResolver};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use http_body_util::{BodyExt, Full};
+use misdirect_client::{Client, ClientBuilder, ErrorKind, RequestBody, StaticResolver};
 use misdirect_coalesce::ReuseMode;
 use rustls::RootCertStore;
 use rustls_pki_types::PrivateKeyDer;
@@ -205,10 +208,7 @@ async fn secure_is_never_served_without_the_client_certificate() {
         .unwrap();
     match client.send(request).await {
         Ok(response) => assert_eq!(response.status(), 421),
-        Err(err) => assert!(
-            matches!(err.kind(), ErrorKind::Tls | ErrorKind::Http2),
-            "{err}"
-        ),
+        Err(err) => assert_eq!(err.kind(), ErrorKind::ClientCertRequired, "{err}"),
     }
     assert_eq!(client.stats().retries_421, 1);
 }
@@ -395,8 +395,10 @@ async fn clones_share_the_pool() {
     assert_eq!(client.stats().requests, 3);
 }
 
-#[tokio::test]
-async fn a_server_that_does_not_select_h2_is_reported_as_http1() {
+/// A TLS server for `h1.localhost` that offers only `http/1.1` by ALPN and answers every
+/// request with its method, `Host` and body length; returns its port, the client's trust
+/// anchors and the number of connections it accepted.
+async fn http1_server() -> (u16, RootCertStore, Arc<AtomicUsize>) {
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["h1.localhost".to_owned()])
         .unwrap()
@@ -417,24 +419,225 @@ async fn a_server_that_does_not_select_h2_is_reported_as_http1() {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind((LOCAL, 0)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let _tls = acceptor.accept(tcp).await;
+    let accepted = Arc::new(AtomicUsize::new(0));
+    tokio::spawn({
+        let accepted = accepted.clone();
+        async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let tls = acceptor.accept(tcp).await.unwrap();
+                    let service = hyper::service::service_fn(
+                        |request: http::Request<hyper::body::Incoming>| async move {
+                            let method = request.method().clone();
+                            let host = request.headers()[http::header::HOST].clone();
+                            let target = request.uri().to_string();
+                            let body = request.into_body().collect().await?.to_bytes();
+                            if target == "/big" {
+                                let big = Bytes::from(vec![b'z'; 4 << 20]);
+                                return Ok(http::Response::new(Full::new(big)));
+                            }
+                            let text = format!(
+                                "{method} {target} host={} body={}",
+                                host.to_str().unwrap(),
+                                body.len()
+                            );
+                            Ok::<_, hyper::Error>(http::Response::new(Full::new(Bytes::from(text))))
+                        },
+                    );
+                    let io = hyper_util::rt::TokioIo::new(tls);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                });
+            }
+        }
     });
-
     let mut roots = RootCertStore::empty();
     roots.add(cert.der().clone()).unwrap();
+    (port, roots, accepted)
+}
+
+#[tokio::test]
+async fn a_server_that_selects_http1_gets_http1_on_one_kept_connection() {
+    let (port, roots, accepted) = http1_server().await;
     let client = Client::builder()
         .roots(roots)
         .resolver(StaticResolver::new().insert("h1.localhost", [LOCAL]))
         .build()
         .unwrap();
-    let request = http::Request::get(format!("https://h1.localhost:{port}/"))
-        .body(Bytes::new())
+    let uri = format!("https://h1.localhost:{port}/path?q=1");
+    for _ in 0..3 {
+        let response = client
+            .send(http::Request::get(&uri).body(()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_11);
+        let text = response.into_body().collect().await.unwrap();
+        // RFC 9112 §3.2: origin-form target, Host from the URI's authority.
+        assert_eq!(
+            text,
+            format!("GET /path?q=1 host=h1.localhost:{port} body=0")
+        );
+    }
+    let body = Bytes::from(vec![b'x'; 100_000]);
+    let response = client
+        .send(http::Request::post(&uri).body(body).unwrap())
+        .await
+        .unwrap();
+    let text = response.into_body().collect().await.unwrap();
+    assert_eq!(
+        text,
+        format!("POST /path?q=1 host=h1.localhost:{port} body=100000")
+    );
+    let streamed = RequestBody::streaming(Chunks::new(5, 30_000));
+    let response = client
+        .send(http::Request::put(&uri).body(streamed).unwrap())
+        .await
+        .unwrap();
+    let text = response.into_body().collect().await.unwrap();
+    assert_eq!(
+        text,
+        format!("PUT /path?q=1 host=h1.localhost:{port} body=150000")
+    );
+    // One connection, kept between requests whose bodies were read.
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(client.stats().connections_opened, 1);
+
+    // A response whose body is still being read keeps its connection busy: the next
+    // request gets a second connection.
+    let big = format!("https://h1.localhost:{port}/big");
+    let first = client
+        .send(http::Request::get(&big).body(()).unwrap())
+        .await
+        .unwrap();
+    let second = client
+        .send(http::Request::get(&uri).body(()).unwrap())
+        .await
+        .unwrap();
+    drop((first, second));
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(client.stats().coalesced, 0);
+}
+
+/// A streaming request body: `count` frames of `size` bytes each.
+struct Chunks {
+    left: usize,
+    size: usize,
+}
+
+impl Chunks {
+    fn new(count: usize, size: usize) -> Self {
+        Self { left: count, size }
+    }
+}
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.left -= 1;
+        let chunk = Bytes::from(vec![b'y'; self.size]);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+    }
+}
+
+#[tokio::test]
+async fn a_streaming_body_is_sent_within_flow_control() {
+    // RFC 9113 §6.9: 1 MB, far past the initial 65,535-byte window, arrives whole.
+    let (port, roots) = scripted_server(Script::Echo).await;
+    let client = scripted_client(roots).build().unwrap();
+    let request = http::Request::post(format!("https://h2.localhost:{port}/"))
+        .body(RequestBody::streaming(Chunks::new(64, 16_384)))
+        .unwrap();
+    let response = client.send(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.into_body().collect().await.unwrap(), "1048576");
+}
+
+#[tokio::test]
+async fn a_streaming_body_is_not_retried_after_a_421_and_says_so() {
+    let setup = Setup::start("retry-stream").await;
+    let client = setup
+        .with_client_cert(setup.builder(ReuseMode::DnsOverlap))
+        .build()
+        .unwrap();
+    setup.get(&client, "a.localhost").await;
+    let request = http::Request::post(format!("https://secure.localhost:{}/", setup.port))
+        .body(RequestBody::streaming(Chunks::new(2, 10)))
         .unwrap();
     let err = client.send(request).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Http1NotSupported, "{err}");
-    assert!(err.to_string().contains("HTTP/1.1 is not supported yet"));
+    assert_eq!(err.kind(), ErrorKind::NotRetried, "{err}");
+    assert!(err.to_string().contains("not retried"), "{err}");
+    assert_eq!(counts(client.stats()), (1, 1, 0));
+    // The origin is misdirected on a.localhost's connection: the next request goes to a
+    // connection made for it.
+    assert_eq!(
+        setup.get(&client, "secure.localhost").await,
+        served("secure.localhost")
+    );
+    assert_eq!(counts(client.stats()), (2, 1, 0));
+}
+
+#[tokio::test]
+async fn concurrent_421s_for_one_origin_share_one_fresh_connection() {
+    let setup = Setup::start("retry-many").await;
+    let client = setup
+        .with_client_cert(setup.builder(ReuseMode::DnsOverlap))
+        .build()
+        .unwrap();
+    setup.get(&client, "a.localhost").await;
+    let gets = (0..6).map(|_| setup.get(&client, "secure.localhost"));
+    for got in futures_join_all(gets).await {
+        assert_eq!(got, served("secure.localhost"));
+    }
+    let stats = client.stats();
+    assert_eq!(stats.connections_opened, 2, "{stats:?}");
+    assert!(stats.retries_421 >= 1, "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_remembered_421_keeps_the_origin_off_new_shared_connections() {
+    // After a 421 for secure.localhost, every connection is gone (the server restarts);
+    // b.localhost's new connection would carry secure.localhost again (DnsOverlap, the
+    // certificate covers it) and get a second 421 — unless the client remembers.
+    for (remember, retries) in [(false, 2), (true, 1)] {
+        let setup = Setup::start(&format!("remember-{remember}")).await;
+        let mut builder = setup.with_client_cert(setup.builder(ReuseMode::DnsOverlap));
+        if remember {
+            builder = builder.remember_misdirected(std::time::Duration::from_secs(60));
+        }
+        let client = builder.build().unwrap();
+        setup.get(&client, "a.localhost").await;
+        assert_eq!(
+            setup.get(&client, "secure.localhost").await,
+            served("secure.localhost")
+        );
+        let setup = setup.restart().await;
+        assert_eq!(
+            setup.get(&client, "b.localhost").await,
+            served("b.localhost")
+        );
+        assert_eq!(
+            setup.get(&client, "secure.localhost").await,
+            served("secure.localhost")
+        );
+        let stats = client.stats();
+        assert_eq!(stats.retries_421, retries, "remember {remember}: {stats:?}");
+        assert_eq!(
+            stats.connections_opened, 4,
+            "remember {remember}: {stats:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -456,6 +659,8 @@ enum Script {
     /// Resets every stream of its first connection with REFUSED_STREAM, answers 200 on the
     /// others.
     RefuseOnFirstConnection,
+    /// Reads each request body to its end and answers with its length.
+    Echo,
 }
 
 /// A bare HTTP/2 server for `h2.localhost` on an ephemeral loopback port, following
@@ -489,8 +694,25 @@ async fn scripted_server(script: Script) -> (u16, RootCertStore) {
                 let tls = acceptor.accept(tcp).await.unwrap();
                 let mut conn = h2::server::handshake(tls).await.unwrap();
                 let mut held = Vec::new();
-                while let Some(Ok((_request, mut respond))) = conn.accept().await {
+                while let Some(Ok((request, mut respond))) = conn.accept().await {
                     match (script, index) {
+                        (Script::Echo, _) => {
+                            tokio::spawn(async move {
+                                let mut body = request.into_body();
+                                let mut length = 0;
+                                while let Some(chunk) = body.data().await {
+                                    let chunk = chunk.unwrap();
+                                    length += chunk.len();
+                                    body.flow_control().release_capacity(chunk.len()).unwrap();
+                                }
+                                let mut stream = respond
+                                    .send_response(http::Response::new(()), false)
+                                    .unwrap();
+                                stream
+                                    .send_data(Bytes::from(length.to_string()), true)
+                                    .unwrap();
+                            });
+                        }
                         (Script::Hang, _) => held.push(respond),
                         (Script::RefuseOnFirstConnection, 0) => {
                             respond.send_reset(h2::Reason::REFUSED_STREAM)
