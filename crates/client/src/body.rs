@@ -92,6 +92,16 @@ impl RequestBody {
         matches!(self.kind, Kind::Full(_))
     }
 
+    /// A body from an attempt that never went out, to be sent elsewhere.
+    pub(crate) fn from_outgoing(outgoing: Outgoing) -> Self {
+        match outgoing {
+            Outgoing::Full(bytes) => Self::full(bytes.unwrap_or_default()),
+            Outgoing::Streaming(stream) => Self {
+                kind: Kind::Streaming(Some(stream)),
+            },
+        }
+    }
+
     /// What to send on one attempt: the whole body again, or the stream the first time;
     /// `None` when the stream was already handed out.
     pub(crate) fn take(&mut self) -> Option<Outgoing> {
@@ -170,6 +180,18 @@ impl From<()> for RequestBody {
 pub(crate) enum Outgoing {
     Full(Option<Bytes>),
     Streaming(BoxBody),
+}
+
+impl fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(bytes) => f
+                .debug_tuple("Full")
+                .field(&bytes.as_ref().map(Bytes::len))
+                .finish(),
+            Self::Streaming(_) => f.write_str("Streaming"),
+        }
+    }
 }
 
 impl Outgoing {

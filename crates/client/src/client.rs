@@ -170,6 +170,8 @@ pub(crate) struct Conn {
 #[derive(Debug)]
 pub(crate) struct H1Conn {
     pub(crate) id: u64,
+    /// Requests sent on it so far.
+    served: u64,
     pub(crate) sender: hyper::client::conn::http1::SendRequest<Outgoing>,
     pub(crate) info: ConnectionInfo,
 }
@@ -801,7 +803,12 @@ impl Client {
             }
         });
         debug!(connection = id, origin = %origin, peer = %peer, "connection opened (http/1.1)");
-        Ok(H1Conn { id, sender, info })
+        Ok(H1Conn {
+            id,
+            served: 0,
+            sender,
+            info,
+        })
     }
 
     /// Sends one request on an HTTP/2 connection and waits for the response head.
@@ -881,27 +888,62 @@ impl Client {
         parts: &http::request::Parts,
         body: &mut RequestBody,
     ) -> Result<Response<Body>, Error> {
-        let lacks_client_cert = h1.info.lacks_client_cert();
-        let result = self
-            .send_h1(&mut h1.sender, h1.id, lacks_client_cert, parts, body)
-            .await;
+        let request = h1_request(parts, body)?;
+        let reused = h1.served > 0;
+        let mut result = self.send_h1(&mut h1, parts, request).await;
+        if let Err(H1Failure { error, unsent }) = result {
+            // A kept connection the server closed while it was idle (RFC 9112 §9.3.1): a
+            // request it never took goes on a new connection; so does one it took and
+            // closed on without an answer, when the method is idempotent (RFC 9110
+            // §9.2.2) and the body can be sent again.
+            let request = match unsent {
+                _ if !reused => return Err(error),
+                Some(request) => request,
+                None if parts.method.is_idempotent()
+                    && body.is_replayable()
+                    && error.kind() == ErrorKind::Http1
+                    && closed_before_answer(&error) =>
+                {
+                    h1_request(parts, body)?
+                }
+                None => return Err(error),
+            };
+            debug!(
+                origin = %origin,
+                connection = h1.id,
+                error = %error,
+                "request not sent on a kept HTTP/1.1 connection: opening a new one"
+            );
+            let addrs = self.resolve(origin).await?;
+            h1 = match self.open(origin, &addrs, Opening::POOLED).await? {
+                Opened::H1(fresh) => fresh,
+                Opened::H2(conn) => {
+                    // The server now speaks HTTP/2: the request goes there instead.
+                    let mut body = RequestBody::from_outgoing(request.into_body());
+                    return Ok(self.exchange(&conn, parts, &mut body).await?);
+                }
+            };
+            result = self.send_h1(&mut h1, parts, request).await;
+        }
         if result.is_ok() && !h1.sender.is_closed() {
             lock(&self.inner.idle_h1)
                 .entry(origin.clone())
                 .or_default()
                 .push(*h1);
         }
-        result
+        result.map_err(|failure| failure.error)
     }
 
+    /// Sends `request` on `h1` and waits for the response head; a request the connection
+    /// never took comes back with the error.
     pub(crate) async fn send_h1(
         &self,
-        sender: &mut hyper::client::conn::http1::SendRequest<Outgoing>,
-        id: u64,
-        lacks_client_cert: bool,
+        h1: &mut H1Conn,
         parts: &http::request::Parts,
-        body: &mut RequestBody,
-    ) -> Result<Response<Body>, Error> {
+        request: Request<Outgoing>,
+    ) -> Result<Response<Body>, H1Failure> {
+        let id = h1.id;
+        let lacks_client_cert = h1.info.lacks_client_cert();
         let failed = |err: hyper::Error| {
             client_cert_hint(
                 Error::new(
@@ -912,48 +954,101 @@ impl Client {
                 lacks_client_cert,
             )
         };
-        let target = parts
-            .uri
-            .path_and_query()
-            .map_or("/", http::uri::PathAndQuery::as_str);
-        let mut request = Request::new(body.take().ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotRetried,
-                format!(
-                    "{} {}: the streaming body was already sent",
-                    parts.method, parts.uri
-                ),
-            )
-        })?);
-        *request.method_mut() = parts.method.clone();
-        *request.uri_mut() = target.parse().map_err(|err| {
-            Error::new(
-                ErrorKind::InvalidRequest,
-                format!("{}: bad target", parts.uri),
-            )
-            .with_source(err)
-        })?;
-        *request.headers_mut() = parts.headers.clone();
-        if !request.headers().contains_key(HOST)
-            && let Some(authority) = parts.uri.authority()
-            && let Ok(value) = HeaderValue::from_str(authority.as_str())
-        {
-            request.headers_mut().insert(HOST, value);
-        }
+        let sender = &mut h1.sender;
         let exchange = async {
-            sender.ready().await.map_err(failed)?;
-            let response = sender.send_request(request).await.map_err(failed)?;
-            Ok(response.map(Body::h1))
+            if let Err(err) = sender.ready().await {
+                return Err(H1Failure {
+                    error: failed(err),
+                    unsent: Some(request),
+                });
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => Ok(response.map(Body::h1)),
+                Err(mut err) => {
+                    let unsent = err.take_message();
+                    Err(H1Failure {
+                        error: failed(err.into_error()),
+                        unsent,
+                    })
+                }
+            }
         };
-        tokio::time::timeout(self.inner.request_timeout, exchange)
+        let result = tokio::time::timeout(self.inner.request_timeout, exchange)
             .await
-            .map_err(|_| {
-                Error::new(
+            .map_err(|_| H1Failure {
+                error: Error::new(
                     ErrorKind::Timeout,
                     format!("{} {}: no response in time", parts.method, parts.uri),
-                )
-            })?
+                ),
+                unsent: None,
+            })?;
+        h1.served += 1;
+        result
     }
+}
+
+/// The HTTP/1.1 form of a request (RFC 9112 §3.2): an origin-form target, and `Host` from
+/// the URI's authority when the request has none.
+pub(crate) fn h1_request(
+    parts: &http::request::Parts,
+    body: &mut RequestBody,
+) -> Result<Request<Outgoing>, Error> {
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let mut request = Request::new(body.take().ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotRetried,
+            format!(
+                "{} {}: the streaming body was already sent",
+                parts.method, parts.uri
+            ),
+        )
+    })?);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = target.parse().map_err(|err| {
+        Error::new(
+            ErrorKind::InvalidRequest,
+            format!("{}: bad target", parts.uri),
+        )
+        .with_source(err)
+    })?;
+    *request.headers_mut() = parts.headers.clone();
+    if !request.headers().contains_key(HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(value) = HeaderValue::from_str(authority.as_str())
+    {
+        request.headers_mut().insert(HOST, value);
+    }
+    Ok(request)
+}
+
+/// Whether an HTTP/1.1 exchange failed because the server closed the connection before
+/// any of its answer arrived.
+fn closed_before_answer(error: &Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    let Some(err) =
+        std::error::Error::source(error).and_then(|source| source.downcast_ref::<hyper::Error>())
+    else {
+        return false;
+    };
+    let io =
+        std::error::Error::source(err).and_then(|source| source.downcast_ref::<std::io::Error>());
+    err.is_incomplete_message()
+        || err.is_canceled()
+        || io.is_some_and(|io| {
+            matches!(
+                io.kind(),
+                UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+            )
+        })
+}
+
+/// A failed HTTP/1.1 exchange, with the request when the connection never took it.
+pub(crate) struct H1Failure {
+    pub(crate) error: Error,
+    unsent: Option<Request<Outgoing>>,
 }
 
 /// Where a request goes.

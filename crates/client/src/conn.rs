@@ -11,7 +11,7 @@ use rustls::ProtocolVersion;
 use rustls_pki_types::CertificateDer;
 use tokio::sync::Mutex as AsyncMutex;
 
-use crate::client::{Conn, H1Conn, Opened, Opening, lock, origin_of};
+use crate::client::{Conn, H1Conn, Opened, Opening, h1_request, lock, origin_of};
 use crate::{Body, Client, Error, ErrorKind, RequestBody};
 
 /// How [`Client::connect`] opens a connection.
@@ -243,12 +243,12 @@ impl Connection {
         match &self.transport {
             Transport::H2(conn) => Ok(self.client.exchange(conn, &parts, &mut body).await?),
             Transport::H1(h1) => {
+                let request = h1_request(&parts, &mut body)?;
                 let mut h1 = h1.lock().await;
-                let h1 = &mut *h1;
-                let (id, lacks) = (h1.id, h1.info.lacks_client_cert());
                 self.client
-                    .send_h1(&mut h1.sender, id, lacks, &parts, &mut body)
+                    .send_h1(&mut h1, &parts, request)
                     .await
+                    .map_err(|failure| failure.error)
             }
         }
     }

@@ -17,6 +17,7 @@ use misdirect_client::{Client, ClientBuilder, ErrorKind, RequestBody, StaticReso
 use misdirect_coalesce::ReuseMode;
 use rustls::RootCertStore;
 use rustls_pki_types::PrivateKeyDer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use support::{LOCAL, OTHER_LOCAL, Setup, counts, served};
@@ -520,6 +521,115 @@ async fn a_server_that_selects_http1_gets_http1_on_one_kept_connection() {
     drop((first, second));
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
     assert_eq!(client.stats().coalesced, 0);
+}
+
+/// An HTTP/1.1 server whose first connection answers one request, keeps the connection,
+/// then reads the next request and closes without answering (the race of an idle timeout,
+/// RFC 9112 §9.3.1); later connections answer everything. Returns its port, the client and
+/// the number of connections accepted.
+async fn closing_h1_server() -> (String, Client, Arc<AtomicUsize>) {
+    let (acceptor, roots) = h1_only_tls("h1.localhost");
+    let listener = TcpListener::bind((LOCAL, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    tokio::spawn({
+        let accepted = accepted.clone();
+        async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let index = accepted.fetch_add(1, Ordering::SeqCst);
+                let mut tls = acceptor.accept(tcp).await.unwrap();
+                tokio::spawn(async move {
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    for served in 0.. {
+                        if read_head(&mut tls).await.is_none() || (index == 0 && served == 1) {
+                            return;
+                        }
+                        tls.write_all(answer).await.unwrap();
+                    }
+                });
+            }
+        }
+    });
+    let client = Client::builder()
+        .roots(roots)
+        .resolver(StaticResolver::new().insert("h1.localhost", [LOCAL]))
+        .build()
+        .unwrap();
+    (format!("https://h1.localhost:{port}/"), client, accepted)
+}
+
+#[tokio::test]
+async fn a_kept_http1_connection_closed_without_an_answer_is_replaced_for_idempotent_requests() {
+    let (uri, client, accepted) = closing_h1_server().await;
+    let get = || http::Request::get(&uri).body(()).unwrap();
+    for _ in 0..2 {
+        let body = client
+            .send(get())
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await;
+        assert_eq!(body.unwrap(), "ok");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
+    // A POST is not idempotent (RFC 9110 §9.2.2): it is not sent again.
+    let (uri, client, accepted) = closing_h1_server().await;
+    let body = client
+        .send(get_from(&uri))
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await;
+    assert_eq!(body.unwrap(), "ok");
+    let post = http::Request::post(&uri).body("once").unwrap();
+    let err = client.send(post).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Http1, "{err}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+fn get_from(uri: &str) -> http::Request<()> {
+    http::Request::get(uri).body(()).unwrap()
+}
+
+/// A TLS acceptor for `name` offering only `http/1.1`, and roots that trust it.
+fn h1_only_tls(name: &str) -> (tokio_rustls::TlsAcceptor, RootCertStore) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let mut roots = RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), roots)
+}
+
+/// Reads one request head (no body); `None` at the end of the stream.
+async fn read_head<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte).await {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(head)
 }
 
 /// A streaming request body: `count` frames of `size` bytes each.
