@@ -47,6 +47,8 @@
 # Exits non-zero on the first failed check; always stops the server.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# A command that fails outside a check still says where.
+trap 'printf "\n*** browser-coalescing FAILED at line %s: %s ***\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 chromium=${CHROMIUM:-chromium}
 need_apt=()
@@ -82,11 +84,9 @@ fail() {
     echo "--- server log (last 20 lines) ---" >&2
     tail -n 20 "$work/server.log" >&2 || true
     echo "--- chromium stderr (last 20 lines) ---" >&2
-    tail -n 20 "$work/chromium.err" >&2 || true
+    grep -v -e dbus -e "unexpected operator" "$work/chromium.err" | tail -n 20 >&2 || true
     exit 1
 }
-# A command that fails outside a check still says where.
-trap 'printf "\n*** browser-coalescing FAILED at line %s: %s ***\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
 checks=0
 ok() {
     checks=$((checks + 1))
