@@ -17,8 +17,11 @@
 //! per name, each with a timeout, and only to the one address given or resolved.
 //!
 //! The verdicts ([`judge`], [`Verdict`], [`Severity`]), the plan (the names, the bounds on
-//! options, the reading of bodies) and the report are free of I/O; the network code is a
-//! module of its own.
+//! options, the reading of bodies) and the report are free of I/O. The connections are
+//! misdirect-client's ([`Client::connect`](misdirect_client::Client::connect)): made
+//! outside its pool, they carry a request for any name, complete the handshake whatever
+//! the certificate (keeping the verifier's answer), say whether the server asked for a
+//! client certificate, and read the server's ORIGIN frame.
 
 mod net;
 mod plan;
@@ -31,7 +34,7 @@ use std::time::Duration;
 
 use misdirect_certmatch::{DnsPattern, Identities};
 
-use self::net::{Session, TlsSetup};
+use self::net::{Prober, Shared};
 pub use self::plan::{MAX_TIMEOUT_SECS, MIN_TIMEOUT_SECS, parse_timeout};
 use self::plan::{Plan, Target, parse_name};
 pub use self::report::{
@@ -119,16 +122,30 @@ pub async fn probe(options: &ProbeOptions) -> Result<ProbeReport, Error> {
         Some(address) => address,
         None => net::resolve(&target, options.timeout).await?,
     };
-    let tls = TlsSetup::new(options)?;
-    let first = net::connect(&tls, address, sni.as_deref(), options.timeout).await?;
-    // Without SNI a client still checks the certificate against the URL's host.
-    let verified_for = sni.clone().unwrap_or_else(|| match target.host.ip() {
+    let prober = Prober::new(options, address, &target.path)?;
+    // The connection is made for the SNI's name or, without one, for the URL's host: a
+    // client still checks the certificate against it.
+    let made_for = own.clone().unwrap_or_else(|| target.host.clone());
+    let origin = format!("https://{}", plan::authority(&made_for, target.port));
+    let mut shared = Shared::open(&prober, origin, !options.no_sni).await?;
+    let info = shared.info();
+    let verified_for = match made_for.ip() {
         Some(ip) => ip.to_string(),
-        None => target.host.to_string(),
-    });
-    let verification = tls.verify(&first, &verified_for);
-    let certificate = summarise(&first.peer_certificate, verified_for, verification);
-    let identities = Identities::from_der(&first.peer_certificate).map_err(|e| {
+        None => made_for.to_string(),
+    };
+    // Without --cacert the client has no trust anchors: its refusal says nothing.
+    let verification = options
+        .cacert
+        .as_ref()
+        .map(|_| info.verification.clone().map_err(|e| e.to_string()));
+    let end_entity = info.peer_certificates.first().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Tls,
+            format!("{address} presented no certificate"),
+        )
+    })?;
+    let certificate = summarise(end_entity, verified_for, verification);
+    let identities = Identities::from_der(end_entity).map_err(|e| {
         Error::new(
             ErrorKind::Tls,
             format!("cannot read the server's certificate: {e}"),
@@ -146,9 +163,8 @@ pub async fn probe(options: &ProbeOptions) -> Result<ProbeReport, Error> {
     for host in extra_names {
         plan.add(host, target.port, NameSource::Option);
     }
-    let mut session = Session::start(first, options.timeout).await?;
-    let origin_frame = session.origin_frame();
-    if let Some(origins) = &origin_frame {
+    let origin_set = shared.origin_set();
+    if let Some(origins) = &origin_set {
         plan.add_origin_frame(origins);
     }
 
@@ -156,16 +172,7 @@ pub async fn probe(options: &ProbeOptions) -> Result<ProbeReport, Error> {
     for planned in plan.into_names() {
         let covered = identities.covers(&planned.host);
         let authority = planned.authority();
-        let outcome = session
-            .request(
-                &authority,
-                &target.path,
-                options.head,
-                &tls,
-                address,
-                sni.as_deref(),
-            )
-            .await;
+        let outcome = shared.request(&prober, &authority).await;
         let is_own = own.as_ref() == Some(&planned.host);
         let (status, error) = match outcome {
             Ok((status, reason)) => (Some(status), reason),
@@ -176,18 +183,10 @@ pub async fn probe(options: &ProbeOptions) -> Result<ProbeReport, Error> {
         };
         let mut facts = Facts::new(status, covered, is_own);
         let mut fresh = None;
-        if fresh_check_wanted(&facts, tls.presents_client_cert())
-            && let Some(name) = planned.host.as_name()
+        if fresh_check_wanted(&facts, prober.presents_client_cert())
+            && planned.host.as_name().is_some()
         {
-            let check = net::fresh_check(
-                &tls,
-                address,
-                name.as_str(),
-                &authority,
-                &target.path,
-                options,
-            )
-            .await;
+            let check = prober.fresh_check(&authority).await;
             let served = check.status.is_some_and(|s| StatusClass::of(s).is_served());
             facts = facts.with_fresh(Fresh::new(check.client_cert_requested, served));
             fresh = Some(check);
@@ -205,10 +204,10 @@ pub async fn probe(options: &ProbeOptions) -> Result<ProbeReport, Error> {
     Ok(ProbeReport {
         address,
         sni,
-        protocol: session.protocol(),
-        fell_back_to_http1: session.protocol() == Protocol::Http1,
+        protocol: shared.protocol(),
+        fell_back_to_http1: shared.protocol() == Protocol::Http1,
         certificate,
-        origin_frame,
+        origin_frame: origin_set.map(|set| set.iter().map(ToString::to_string).collect()),
         results,
     })
 }

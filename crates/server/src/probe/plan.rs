@@ -95,10 +95,15 @@ pub(crate) struct Planned {
 impl Planned {
     /// The `:authority` (or `Host`) to send: the port is left out when it is 443.
     pub(crate) fn authority(&self) -> String {
-        match self.port {
-            443 => self.host.to_string(),
-            port => format!("{}:{port}", self.host),
-        }
+        authority(&self.host, self.port)
+    }
+}
+
+/// `host[:port]`, the port left out when it is 443.
+pub(crate) fn authority(host: &Host, port: u16) -> String {
+    match port {
+        443 => host.to_string(),
+        port => format!("{host}:{port}"),
     }
 }
 
@@ -128,13 +133,11 @@ impl Plan {
         self.add(host, port, NameSource::Certificate);
     }
 
-    /// Adds the `https` origins of an ORIGIN frame (RFC 8336 §2), each with its own port;
-    /// entries that are no origin, or not `https`, are skipped.
-    pub(crate) fn add_origin_frame(&mut self, entries: &[String]) {
-        for entry in entries {
-            if let Ok(origin) = Origin::parse(entry.as_bytes())
-                && origin.scheme() == Scheme::Https
-            {
+    /// Adds the `https` origins of a connection's ORIGIN set (RFC 8336 §2.3), each with its
+    /// own port; other schemes are skipped.
+    pub(crate) fn add_origin_frame(&mut self, origins: &[Origin]) {
+        for origin in origins {
+            if origin.scheme() == Scheme::Https {
                 self.add(
                     origin.host().clone(),
                     origin.port(),
@@ -234,7 +237,7 @@ mod tests {
 
     /// ORIGIN frame entries are origins (RFC 8336 §2, RFC 6454 §6.2): IPv6 hosts keep their
     /// brackets, a port is kept, case does not make another name, and what is not an
-    /// `https` origin is skipped.
+    /// `https` origin is skipped (an entry that is no origin never reaches the set).
     #[test]
     fn origin_frame_entries() {
         const CASES: &[(&str, Option<&str>)] = &[
@@ -251,7 +254,8 @@ mod tests {
         ];
         for &(entry, expected) in CASES {
             let mut plan = Plan::default();
-            plan.add_origin_frame(&[entry.to_owned()]);
+            let origins: Vec<Origin> = Origin::parse(entry.as_bytes()).into_iter().collect();
+            plan.add_origin_frame(&origins);
             let names = plan.into_names();
             assert_eq!(
                 names.first().map(Planned::authority).as_deref(),
@@ -266,10 +270,9 @@ mod tests {
     fn names_are_planned_once() {
         let mut plan = Plan::default();
         plan.add(parse_name("--sni", "a.test").unwrap(), 443, NameSource::Sni);
-        plan.add_origin_frame(&[
-            "https://A.TEST".to_owned(),
-            "https://[2001:DB8::1]".to_owned(),
-        ]);
+        let origins = ["https://A.TEST", "https://[2001:DB8::1]"]
+            .map(|entry| Origin::parse(entry.as_bytes()).unwrap());
+        plan.add_origin_frame(&origins);
         plan.add(
             parse_name("--names", "2001:db8::1").unwrap(),
             443,
