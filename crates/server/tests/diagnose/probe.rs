@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -106,6 +107,52 @@ async fn our_server_secure() {
     let text = report.to_text();
     assert!(
         text.contains("secure.test") && text.contains("client-cert-required"),
+        "{text}"
+    );
+    // Our server's ORIGIN frame lists the names the connection serves; the report shows
+    // the connection's ORIGIN set, ordered as text.
+    let origins = report.origin_frame.clone().unwrap_or_default();
+    assert!(
+        origins.iter().any(|o| o == "https://a.test")
+            && origins.iter().any(|o| o == "https://b.test"),
+        "{text}"
+    );
+    assert!(origins.is_sorted(), "{origins:?}");
+    assert_eq!(json["origin_frame"][0], origins[0].as_str());
+    assert!(text.contains("ORIGIN frame: https://a.test"), "{text}");
+}
+
+/// `--sni` makes the connection for another name than the URL's, verified for that name;
+/// `--head` sends HEAD, whose answers have no body to give a reason.
+#[tokio::test]
+async fn sni_and_head_on_our_server() {
+    let site = Site::new("probe-sni-head");
+    let path = site.write("probe.toml", &site.config("secure", ""));
+    let server = TestServer::start(&path).await;
+    let mut o = options(&site, server.addr, "a.test", &["c.test"]);
+    o.sni = Some("b.test".to_owned());
+    o.head = true;
+    let report = probe(&o).await.unwrap();
+    server.shutdown().await;
+    let text = report.to_text();
+    assert_eq!(report.sni.as_deref(), Some("b.test"), "{text}");
+    assert_eq!(report.certificate.verified, Some(true), "{text}");
+    assert_eq!(
+        report.certificate.verified_for.as_deref(),
+        Some("b.test"),
+        "{text}"
+    );
+    assert_eq!(
+        (report.results[0].name.as_str(), report.results[0].source),
+        ("b.test", NameSource::Sni)
+    );
+    let v = verdicts(&report);
+    assert_eq!(v["b.test"], (Verdict::ServedOwn, None), "{text}");
+    assert_eq!(v["a.test"], (Verdict::Served, None), "{text}");
+    assert_eq!(v["secure.test"], (Verdict::Misdirected, None), "{text}");
+    assert_eq!(v["c.test"], (Verdict::RefusedUncovered, None), "{text}");
+    assert!(
+        text.contains("connected to") && text.contains("with SNI b.test, over h2"),
         "{text}"
     );
 }
@@ -638,6 +685,64 @@ async fn plain_server(site: &Site, stem: &str) -> SocketAddr {
         }
     });
     addr
+}
+
+/// A server presenting the shared certificate over HTTP/1.1 that closes the connection
+/// after each response (`Connection: close`), counting the connections it accepts.
+async fn closing_server(site: &Site) -> (SocketAddr, Arc<AtomicUsize>) {
+    let (chain, key) = load(site, "shared");
+    let mut config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::Relaxed);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(|_request| async {
+                    Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
+                        b"hello\n",
+                    ))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(false)
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// An HTTP/1.1 server that closes after each response: the probe makes the shared
+/// connection again, with the same SNI, for each name, and every name gets its answer.
+#[tokio::test]
+async fn http1_server_closing_after_each_response() {
+    let site = Site::new("probe-closing");
+    let (addr, accepted) = closing_server(&site).await;
+    let report = probe(&options(&site, addr, "a.test", &["c.test"]))
+        .await
+        .unwrap();
+    let text = report.to_text();
+    assert_eq!(report.protocol, Protocol::Http1, "{text}");
+    let v = verdicts(&report);
+    assert_eq!(v["a.test"].0, Verdict::ServedOwn, "{text}");
+    assert_eq!(v["b.test"].0, Verdict::Served, "{text}");
+    assert_eq!(v["secure.test"].0, Verdict::Served, "{text}");
+    assert_eq!(v["c.test"].0, Verdict::ServedUncovered, "{text}");
+    // Four requests on the shared connection, each on a connection of its own, and a
+    // fresh connection for each of the three other names served.
+    assert_eq!(accepted.load(Ordering::Relaxed), 7, "{text}");
 }
 
 /// An expired certificate is a violation with or without --cacert, and with it the
