@@ -27,7 +27,8 @@ pub enum NameSource {
     Certificate,
     /// Given with `--names` ([`ProbeOptions::names`](super::ProbeOptions::names)) (`option`).
     Option,
-    /// An origin of the server's ORIGIN frame (`origin-frame`).
+    /// An origin of the connection's ORIGIN set, from the server's ORIGIN frame
+    /// (`origin-frame`).
     OriginFrame,
 }
 
@@ -194,7 +195,9 @@ pub struct ProbeReport {
     pub fell_back_to_http1: bool,
     /// The presented certificate.
     pub certificate: CertSummary,
-    /// The ORIGIN frame's entries, if the server sent one.
+    /// The connection's ORIGIN set (RFC 8336 §2.3) once the server sent an ORIGIN frame:
+    /// the origin the connection was made for and every valid origin the frame lists,
+    /// ordered as text. `None` without a frame, and over HTTP/1.1.
     pub origin_frame: Option<Vec<String>>,
     /// One result per name tried.
     pub results: Vec<NameResult>,
