@@ -20,6 +20,9 @@
 //!   only, whose pool keeps one connection per origin, through a TLS connector written here
 //!   (every name at 127.0.0.1, SNI = the URI's host, ALPN `h2`) that counts the connections
 //!   it makes.
+//! - `misdirect-client (Exact, control)`: `ReuseMode::Exact`, one connection per origin as
+//!   hyper-util keeps, so no connection is ever considered for another origin and no chain
+//!   is verified again: `misdirect-client`'s request path without coalescing.
 //!
 //! Both run on one multi-thread tokio runtime with two workers, the server included: the
 //! machine has two cores, and with work stealing whichever side has work gets both, as a
@@ -161,15 +164,15 @@ fn roots(ca: &CertificateDer<'static>) -> RootCertStore {
     roots
 }
 
-/// A fresh `misdirect-client` in `OriginFrame` mode, every origin's host at 127.0.0.1.
-fn misdirect_client(ca: &CertificateDer<'static>) -> Client {
+/// A fresh `misdirect-client` in `mode`, every origin's host at 127.0.0.1.
+fn misdirect_client(mode: ReuseMode, ca: &CertificateDer<'static>) -> Client {
     let resolver = (0..ORIGINS).fold(StaticResolver::new(), |resolver, i| {
         resolver.insert(&host(i), [LOCAL])
     });
     Client::builder()
         .roots(roots(ca))
         .resolver(resolver)
-        .reuse_mode(ReuseMode::OriginFrame)
+        .reuse_mode(mode)
         .build()
         .expect("misdirect-client")
 }
@@ -383,9 +386,14 @@ where
     }
 }
 
-/// One iteration with a fresh `misdirect-client`: its stats.
-async fn misdirect_iteration(start: Start, ca: CertificateDer<'static>, uris: Arc<[Uri]>) -> Stats {
-    let client = misdirect_client(&ca);
+/// One iteration with a fresh `misdirect-client` in `mode`: its stats.
+async fn misdirect_iteration(
+    start: Start,
+    mode: ReuseMode,
+    ca: CertificateDer<'static>,
+    uris: Arc<[Uri]>,
+) -> Stats {
+    let client = misdirect_client(mode, &ca);
     let sender = client.clone();
     round_robin(start, uris, move |uri| misdirect_get(sender.clone(), uri)).await;
     client.stats()
@@ -400,7 +408,7 @@ async fn hyper_iteration(start: Start, ca: CertificateDer<'static>, uris: Arc<[U
 
 /// Every origin answers 200 with its own virtual host's body, to both clients.
 async fn check(ca: &CertificateDer<'static>, uris: &[Uri]) {
-    let misdirect = misdirect_client(ca);
+    let misdirect = misdirect_client(ReuseMode::OriginFrame, ca);
     let (hyper, _) = hyper_client(ca);
     for (i, uri) in uris.iter().enumerate() {
         let expected = (200, Bytes::from(format!("vhost {}\n", host(i))));
@@ -426,7 +434,13 @@ fn client(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(REQUESTS as u64));
     for start in [Start::Burst, Start::OneFirst] {
-        let stats = runtime.block_on(misdirect_iteration(start, ca.clone(), uris.clone()));
+        let origin_frame = ReuseMode::OriginFrame;
+        let stats = runtime.block_on(misdirect_iteration(
+            start,
+            origin_frame,
+            ca.clone(),
+            uris.clone(),
+        ));
         let hyper = runtime.block_on(hyper_iteration(start, ca.clone(), uris.clone()));
         eprintln!(
             "{}: one iteration ({REQUESTS} requests, {ORIGINS} origins, {IN_FLIGHT} in flight): \
@@ -467,7 +481,14 @@ fn client(c: &mut Criterion) {
             BenchmarkId::new("misdirect-client (OriginFrame)", start.name()),
             &start,
             |b, &start| {
-                b.iter(|| runtime.block_on(misdirect_iteration(start, ca.clone(), uris.clone())));
+                b.iter(|| {
+                    runtime.block_on(misdirect_iteration(
+                        start,
+                        origin_frame,
+                        ca.clone(),
+                        uris.clone(),
+                    ))
+                });
             },
         );
         group.bench_with_input(
@@ -475,6 +496,20 @@ fn client(c: &mut Criterion) {
             &start,
             |b, &start| {
                 b.iter(|| runtime.block_on(hyper_iteration(start, ca.clone(), uris.clone())));
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("misdirect-client (Exact, control)", start.name()),
+            &start,
+            |b, &start| {
+                b.iter(|| {
+                    runtime.block_on(misdirect_iteration(
+                        start,
+                        ReuseMode::Exact,
+                        ca.clone(),
+                        uris.clone(),
+                    ))
+                });
             },
         );
     }
