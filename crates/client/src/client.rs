@@ -645,6 +645,7 @@ impl Client {
                 )
                 .with_source(err);
                 client_cert_hint(error, notes.requested() && !notes.presented())
+                    .with_client_cert_requested(notes.requested())
             })?;
         let session = &tls.get_ref().1;
         let protocol = match session.alpn_protocol() {

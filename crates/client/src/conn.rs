@@ -69,7 +69,9 @@ impl ConnectOptions {
     /// answer in [`ConnectionInfo::verification`]. The handshake signatures are still
     /// checked, so the server does hold the certificate's key; but a certificate that
     /// failed verification authenticates nothing: use such a connection to look at a
-    /// server, never to trust it with data.
+    /// server, never to trust it with data. Such a connection never resumes a TLS session
+    /// (rustls resumes only under the verifier that verified it), so every one of them
+    /// reports a verification of its own.
     ///
     /// ```
     /// let options = misdirect_client::ConnectOptions::new().dangerous_record_verification();

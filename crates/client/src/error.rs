@@ -63,6 +63,7 @@ pub struct Error {
     kind: ErrorKind,
     context: String,
     source: Option<Box<dyn StdError + Send + Sync>>,
+    client_cert_requested: bool,
 }
 
 impl Error {
@@ -71,7 +72,13 @@ impl Error {
             kind,
             context: context.into(),
             source: None,
+            client_cert_requested: false,
         }
+    }
+
+    pub(crate) fn with_client_cert_requested(mut self, requested: bool) -> Self {
+        self.client_cert_requested = requested;
+        self
     }
 
     pub(crate) fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
@@ -94,6 +101,24 @@ impl Error {
     /// ```
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    /// For a failed TLS handshake: whether the server asked for a client certificate
+    /// before it failed (RFC 8446 §4.3.2) — with one presented, a server that refuses it
+    /// fails the handshake with [`ErrorKind::Tls`]. Known only for connections that note it:
+    /// those of a client with a certificate, and those of [`Client::connect`](crate::Client::connect).
+    ///
+    /// ```no_run
+    /// # async fn run(client: misdirect_client::Client) {
+    /// if let Err(err) = client.connect("https://secure.localhost:8443", Default::default()).await {
+    ///     if err.client_cert_requested() {
+    ///         eprintln!("the server wanted a client certificate: {err}");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn client_cert_requested(&self) -> bool {
+        self.client_cert_requested
     }
 }
 

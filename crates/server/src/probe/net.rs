@@ -192,10 +192,12 @@ impl Prober {
         .await;
         let conn = match opened {
             Ok(Ok(conn)) => conn,
-            // A server that requires a certificate asked for one before ending the handshake.
+            // A server that requires a certificate asked for one before ending the handshake
+            // (also when it refused the one presented).
             Ok(Err(e)) => {
-                let required = e.kind() == misdirect_client::ErrorKind::ClientCertRequired;
-                return failed(required, probe_error(e));
+                let requested = e.client_cert_requested()
+                    || e.kind() == misdirect_client::ErrorKind::ClientCertRequired;
+                return failed(requested, probe_error(e));
             }
             Err(_) => return failed(false, self.connect_timed_out()),
         };
