@@ -461,14 +461,15 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
         return Answer::Ready(response, conn.presented);
     }
     let core = &shared.listeners[conn.listener].table.listener;
-    // Benchmarks only (`bench-no-policy`, never for production): no target, no decision;
-    // every request is served by the virtual host the connection presented.
-    #[cfg(feature = "bench-no-policy")]
+    // Benchmarks only (built with `RUSTFLAGS="--cfg misdirect_bench_no_policy"`, never for
+    // production): no target, no decision; every request is served by the virtual host the
+    // connection presented.
+    #[cfg(misdirect_bench_no_policy)]
     let outcome = Outcome::Serve {
         vhost: conn.presented,
         warning: None,
     };
-    #[cfg(not(feature = "bench-no-policy"))]
+    #[cfg(not(misdirect_bench_no_policy))]
     let outcome = core.on_request(&conn.context, parts);
     match outcome {
         Outcome::Serve { vhost, warning } => {
