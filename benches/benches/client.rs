@@ -165,6 +165,10 @@ fn roots(ca: &CertificateDer<'static>) -> RootCertStore {
 }
 
 /// A fresh `misdirect-client` in `mode`, every origin's host at 127.0.0.1.
+///
+/// The limit of connections per peer address is raised from 16 to one per origin: all the
+/// origins share one address, and `Exact` needs a connection for each (hyper-util has no
+/// such limit). `OriginFrame` never reaches it in `one-first`.
 fn misdirect_client(mode: ReuseMode, ca: &CertificateDer<'static>) -> Client {
     let resolver = (0..ORIGINS).fold(StaticResolver::new(), |resolver, i| {
         resolver.insert(&host(i), [LOCAL])
@@ -173,6 +177,7 @@ fn misdirect_client(mode: ReuseMode, ca: &CertificateDer<'static>) -> Client {
         .roots(roots(ca))
         .resolver(resolver)
         .reuse_mode(mode)
+        .max_connections_per_peer(ORIGINS)
         .build()
         .expect("misdirect-client")
 }
