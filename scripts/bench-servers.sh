@@ -18,9 +18,9 @@
 #   Every load run also reads the server's CPU time (user + system, all its processes) from
 #   /proc: CPU per request and per handshake compare servers even when other work on the
 #   machine moves req/s about.
-#   - what the policy costs: misdirect built with the bench-only `bench-no-policy` feature
-#     (every request served by the connection's virtual host, no 421 decision) on the 200
-#     path beside the normal build.
+#   - what the policy costs: misdirect built with the bench-only
+#     `--cfg misdirect_bench_no_policy` (every request served by the connection's virtual
+#     host, no 421 decision) on the 200 path beside the normal build.
 #
 # Servers: misdirect with its defaults (RUST_LOG=info, standard error to a file as a
 # service manager keeps it); nginx as packaged, access log on (combined format, to a
@@ -32,14 +32,17 @@
 # Environment: ROUNDS (default 3), N (requests per load run, default 300000), C (clients
 # per handshake run, default 200), HS_RUNS (handshake runs per server and round, default
 # 10), IDLE (idle connections, default 10000; 0 skips), MISDIRECT (a built binary: skips
-# the build), MISDIRECT_NO_POLICY (a `bench-no-policy` build; unset with MISDIRECT set:
-# the policy cost is not measured), SERVERS (default "misdirect nginx-auto nginx-1
-# haproxy"), KEEP=1 keeps the work directory. Results: a markdown table on standard output
+# the build), MISDIRECT_NO_POLICY (a `--cfg misdirect_bench_no_policy` build; unset with
+# MISDIRECT set: the policy cost is not measured), SERVERS (default "misdirect nginx-auto
+# nginx-1 haproxy"), KEEP=1 keeps the work directory. Results: a markdown table on standard output
 # and in WORK/table.md; every run's numbers in WORK/runs.tsv.
 #
 # Installs nginx, haproxy, nghttp2-client, openssl, curl and python3 with apt-get when
 # missing. Not part of CI: a default run takes about ten minutes on two cores.
 set -euo pipefail
+# The whole script is one group, read before any of it runs: editing the file while it runs
+# changes nothing in the run.
+{
 
 rounds=${ROUNDS:-3}
 n=${N:-300000}
@@ -98,17 +101,16 @@ if [ -n "${MISDIRECT:-}" ]; then
 else
     cd "$root"
     target=${CARGO_TARGET_DIR:-$root/target}
-    say "building misdirect with --features bench-no-policy (release)"
-    cargo build --release -q -p misdirect-server --features bench-no-policy ||
-        die "cargo build --features bench-no-policy failed"
-    mkdir -p "$target/bench-no-policy"
-    # By rename: the old copy may be running.
-    cp "$target/release/misdirect" "$target/bench-no-policy/misdirect.new"
-    mv -f "$target/bench-no-policy/misdirect.new" "$target/bench-no-policy/misdirect"
+    # The policy-free build is a cfg, not a feature (`--all-features` must never turn the
+    # policy off), in a target dir of its own so the two builds do not rebuild each other.
+    say "building misdirect with --cfg misdirect_bench_no_policy (release, $target/bench-no-policy)"
+    RUSTFLAGS="${RUSTFLAGS:-} --cfg misdirect_bench_no_policy" CARGO_TARGET_DIR="$target/bench-no-policy" \
+        cargo build --release -q -p misdirect-server ||
+        die "cargo build --cfg misdirect_bench_no_policy failed"
     say "building misdirect (release)"
     cargo build --release -q -p misdirect-server || die "cargo build failed"
     misdirect=$target/release/misdirect
-    no_policy=$target/bench-no-policy/misdirect
+    no_policy=$target/bench-no-policy/release/misdirect
 fi
 [ -x "$misdirect" ] || die "misdirect binary $misdirect is not executable"
 if [ -n "$no_policy" ]; then
@@ -129,6 +131,7 @@ if [ -n "$no_policy" ]; then
     no_policy=$work/bin/misdirect-no-policy
 fi
 pids=()
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
     local p
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -588,7 +591,7 @@ def col(server, path, key):
     return [float(r[key]) for r in R if r["server"] == server and r["path"] == path]
 label = {
     "misdirect": "misdirect (defaults, RUST_LOG=info)",
-    "misdirect-no-policy": "misdirect, bench-no-policy build",
+    "misdirect-no-policy": "misdirect, --cfg misdirect_bench_no_policy build",
     "nginx-auto": "nginx, worker_processes auto, access log on",
     "nginx-1": "nginx, worker_processes 1, access log on",
     "haproxy": "HAProxy, nbthread = CPUs, httplog on",
@@ -668,7 +671,7 @@ if ("misdirect-no-policy", "200") in best and (ours, "200") in best:
     a = col(ours, "200", "req_s")
     b = col("misdirect-no-policy", "200", "req_s")
     paired = [1 - x / y for x, y in zip(a, b)]
-    print(f"| policy cost, 200 path: 1 − misdirect / bench-no-policy (medians) | ≤ 2 % | "
+    print(f"| policy cost, 200 path: 1 − misdirect / no-policy build (medians) | ≤ 2 % | "
           f"{100 * (1 - best[(ours, '200')] / best[('misdirect-no-policy', '200')]):.1f} % |")
     print(f"| the same, round by round | ≤ 2 % | {' · '.join(f'{100 * x:.1f} %' for x in paired)} |")
     ca = med(col(ours, "200", "cpu_us_per_req"))
@@ -678,3 +681,5 @@ EOF
 cat "$work/head.md" "$work/body.md" >"$work/table.md"
 cat "$work/table.md"
 say "raw numbers in $work (runs.tsv, handshakes.tsv, idle.tsv); KEEP=1 keeps them"
+exit
+}
