@@ -3,7 +3,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{HOST, HeaderValue};
@@ -130,9 +130,9 @@ pub(crate) struct Inner {
     /// Server names this client presented its certificate to: sessions resumed with them
     /// carry that authentication.
     presented_to: Mutex<HashSet<String>>,
-    /// Origins whose first connection is being opened, so that concurrent requests wait
-    /// for it.
-    opening: Mutex<HashMap<Origin, Arc<tokio::sync::Mutex<()>>>>,
+    /// Connections being opened, by origin or by peer, so that concurrent requests wait
+    /// for them.
+    opening: Mutex<HashMap<Gate, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) counters: Arc<Counters>,
     next_id: AtomicU64,
 }
@@ -164,7 +164,25 @@ pub(crate) struct Conn {
     pub(crate) closed: Arc<AtomicBool>,
     /// Taken by [`Conn::ping`].
     pings: tokio::sync::Mutex<Option<h2::PingPong>>,
+    /// Verifications of the chain for other hosts.
+    verified: Mutex<Verified>,
 }
+
+/// A connection's verifications of its chain for hosts other than its own, and until when
+/// each answer holds.
+#[derive(Debug, Default)]
+struct Verified {
+    answers: HashMap<Host, (bool, SystemTime)>,
+    /// The earliest `notAfter` of the chain: no verification is trusted past it.
+    expires: Option<SystemTime>,
+}
+
+/// How long a failed verification of a connection's chain for a host is kept (a chain
+/// that is not yet valid may become so).
+const FAILED_VERIFICATION_KEPT: Duration = Duration::from_secs(60);
+
+/// The most hosts whose verification one connection keeps.
+const MAX_VERIFIED_HOSTS: usize = 256;
 
 /// One HTTP/1.1 connection (RFC 9112): one origin, one request at a time.
 #[derive(Debug)]
@@ -425,8 +443,10 @@ impl Client {
     }
 
     /// A pooled connection that may carry a request for `origin`, else a new one made for
-    /// it. Requests for one origin that find none wait for the first one's new connection
-    /// rather than each opening their own (RFC 9113 §9.1: one connection per host and port).
+    /// it. Requests that find none wait for a connection being opened rather than each
+    /// opening their own (RFC 9113 §9.1: one connection per host and port): in `Exact` mode
+    /// one being opened for the same origin; in the others, one being opened to the same
+    /// peer address, which may serve them too once it is up.
     async fn connection(
         &self,
         origin: &Origin,
@@ -436,7 +456,11 @@ impl Client {
         if let Some(conn) = self.pick(origin, ips) {
             return Ok(Found::Pooled(conn));
         }
-        self.single_flight(origin, || async {
+        let gate = match (self.inner.policy.mode(), addrs.first()) {
+            (ReuseMode::Exact, _) | (_, None) => Gate::Origin(origin.clone()),
+            (_, Some(&peer)) => Gate::Peer(peer),
+        };
+        self.single_flight(gate, || async {
             if let Some(conn) = self.pick(origin, ips) {
                 return Ok(Found::Pooled(conn));
             }
@@ -455,7 +479,7 @@ impl Client {
     /// one (after a 421 or a refused stream): an open one when a concurrent request just
     /// made it, else a new one.
     async fn dedicated(&self, origin: &Origin, addrs: &[SocketAddr]) -> Result<Opened, Error> {
-        self.single_flight(origin, || async {
+        self.single_flight(Gate::Origin(origin.clone()), || async {
             let own = lock(&self.inner.pool)
                 .values()
                 .flatten()
@@ -474,15 +498,15 @@ impl Client {
         .await
     }
 
-    /// Runs `work` while holding `origin`'s gate: one request at a time per origin opens
-    /// a connection, the others wait and then find it.
-    async fn single_flight<T, F, Fut>(&self, origin: &Origin, work: F) -> Result<T, Error>
+    /// Runs `work` while holding `gate`: one request at a time opens a connection, the
+    /// others wait and then find it.
+    async fn single_flight<T, F, Fut>(&self, key: Gate, work: F) -> Result<T, Error>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
         let gate = lock(&self.inner.opening)
-            .entry(origin.clone())
+            .entry(key.clone())
             .or_default()
             .clone();
         let guard = gate.lock().await;
@@ -491,7 +515,7 @@ impl Client {
         let mut opening = lock(&self.inner.opening);
         // The map's reference and ours: nobody else waits on this gate.
         if Arc::strong_count(&gate) == 2 {
-            opening.remove(origin);
+            opening.remove(&key);
         }
         result
     }
@@ -500,31 +524,39 @@ impl Client {
     /// the reuse policy lets it share.
     fn pick(&self, origin: &Origin, ips: &[IpAddr]) -> Option<Arc<Conn>> {
         let own_only = self.inner.remembered(origin);
-        let mut pool = lock(&self.inner.pool);
-        for conns in pool.values_mut() {
-            conns.retain(|conn| !conn.closed.load(Ordering::Acquire));
-        }
-        pool.retain(|_, conns| !conns.is_empty());
-        let mut shared = None;
-        for conn in pool.values().flatten() {
+        // A connection made for the origin needs no verification: look for one first, and
+        // collect the others, to be weighed outside the pool's lock.
+        let others: Vec<Arc<Conn>> = {
+            let mut pool = lock(&self.inner.pool);
+            for conns in pool.values_mut() {
+                conns.retain(|conn| !conn.closed.load(Ordering::Acquire));
+            }
+            pool.retain(|_, conns| !conns.is_empty());
+            let mut others = Vec::new();
+            for conn in pool.values().flatten() {
+                let state = lock(&conn.state);
+                if state.origin() != origin {
+                    if !own_only {
+                        others.push(conn.clone());
+                    }
+                    continue;
+                }
+                // Never verifies: the origin is the connection's own.
+                let decision = self.inner.policy.may_reuse(&state, origin, ips, |_| false);
+                if decision == ReuseDecision::Reuse {
+                    return Some(conn.clone());
+                }
+            }
+            others
+        };
+        let conn = others.into_iter().find(|conn| {
             let state = lock(&conn.state);
-            if own_only && state.origin() != origin {
-                continue;
-            }
-            let decision = self.inner.policy.may_reuse(&state, origin, ips, |host| {
-                self.inner.verifies(&conn.info.peer_certificates, host)
-            });
-            if decision != ReuseDecision::Reuse {
-                continue;
-            }
-            if state.origin() == origin {
-                return Some(conn.clone());
-            }
-            if shared.is_none() {
-                shared = Some((conn.clone(), state.origin().clone()));
-            }
-        }
-        let (conn, made_for) = shared?;
+            let decision = self
+                .inner
+                .policy
+                .may_reuse(&state, origin, ips, |host| conn.verifies(&self.inner, host));
+            decision == ReuseDecision::Reuse
+        })?;
         self.inner
             .counters
             .coalesced
@@ -532,7 +564,7 @@ impl Client {
         debug!(
             origin = %origin,
             connection = conn.id,
-            made_for = %made_for,
+            made_for = %lock(&conn.state).origin(),
             peer = %conn.peer,
             "coalesced: reusing a connection made for another origin"
         );
@@ -755,6 +787,10 @@ impl Client {
             peer,
             sender,
             state,
+            verified: Mutex::new(Verified {
+                answers: HashMap::new(),
+                expires: earliest_not_after(&info.peer_certificates),
+            }),
             info,
             closed,
             pings: tokio::sync::Mutex::new(pings),
@@ -1052,6 +1088,13 @@ pub(crate) struct H1Failure {
     unsent: Option<Request<Outgoing>>,
 }
 
+/// What concurrent requests that open connections wait on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Gate {
+    Origin(Origin),
+    Peer(SocketAddr),
+}
+
 /// Where a request goes.
 #[derive(Debug)]
 enum Found {
@@ -1078,6 +1121,21 @@ impl From<Failure> for Error {
 }
 
 impl Conn {
+    /// Whether the connection's chain passes, for `host`, the full verification a new
+    /// connection would make (RFC 9113 §9.1.1). The chain never changes, so an answer holds
+    /// until the chain's earliest `notAfter` (a failure, a minute); only the clock could
+    /// change it.
+    fn verifies(&self, inner: &Inner, host: &Host) -> bool {
+        let now = SystemTime::now();
+        if let Some(answer) = lock(&self.verified).get(host, now) {
+            return answer;
+        }
+        // Verified without holding the lock: other requests go on meanwhile.
+        let answer = inner.verifies(&self.info.peer_certificates, host);
+        lock(&self.verified).insert(host, answer, now);
+        answer
+    }
+
     /// Takes the connection out of service: no new request goes on it.
     fn retire(&self) {
         self.closed.store(true, Ordering::Release);
@@ -1394,6 +1452,44 @@ impl Inner {
     }
 }
 
+impl Verified {
+    /// The kept answer for `host`, if it still holds at `now`.
+    fn get(&self, host: &Host, now: SystemTime) -> Option<bool> {
+        match self.answers.get(host) {
+            Some(&(answer, until)) if now < until => Some(answer),
+            _ => None,
+        }
+    }
+
+    /// Keeps `answer` for `host`: a success until the chain's earliest `notAfter` (not at
+    /// all when that is unknown), a failure for a minute.
+    fn insert(&mut self, host: &Host, answer: bool, now: SystemTime) {
+        let until = match answer {
+            true => self.expires.unwrap_or(now),
+            false => now + FAILED_VERIFICATION_KEPT,
+        };
+        if self.answers.len() >= MAX_VERIFIED_HOSTS {
+            self.answers.retain(|_, (_, until)| now < *until);
+            if self.answers.len() >= MAX_VERIFIED_HOSTS {
+                self.answers.clear();
+            }
+        }
+        self.answers.insert(host.clone(), (answer, until));
+    }
+}
+
+/// The earliest `notAfter` among `chain`'s certificates; `None` when one does not parse.
+fn earliest_not_after(chain: &[CertificateDer<'static>]) -> Option<SystemTime> {
+    let mut earliest: Option<SystemTime> = None;
+    for cert in chain {
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+        let secs = u64::try_from(parsed.validity().not_after.timestamp()).ok()?;
+        let not_after = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        earliest = Some(earliest.map_or(not_after, |e| e.min(not_after)));
+    }
+    earliest
+}
+
 /// Says what a failure means when the server asked for a client certificate this client
 /// did not present (`lacking`): a server that requires one ends the handshake (TLS 1.2) or
 /// the connection just after it (TLS 1.3: a `certificate_required` alert or a closed
@@ -1555,6 +1651,55 @@ mod tests {
             !client(Some(ca))
                 .inner
                 .verifies(&[], &"b.example.test".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn verifications_are_kept_until_the_chain_expires_and_failures_for_a_minute() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let expires = now + Duration::from_secs(3600);
+        let mut verified = Verified {
+            answers: HashMap::new(),
+            expires: Some(expires),
+        };
+        let b: Host = "b.example.test".parse().unwrap();
+        let c: Host = "c.example.test".parse().unwrap();
+        assert_eq!(verified.get(&b, now), None);
+        verified.insert(&b, true, now);
+        verified.insert(&c, false, now);
+        assert_eq!(
+            verified.get(&b, now + Duration::from_secs(3599)),
+            Some(true)
+        );
+        assert_eq!(
+            verified.get(&b, expires),
+            None,
+            "past notAfter: verify again"
+        );
+        assert_eq!(verified.get(&c, now + Duration::from_secs(59)), Some(false));
+        assert_eq!(verified.get(&c, now + FAILED_VERIFICATION_KEPT), None);
+        // Without a known notAfter nothing is kept.
+        let mut unknown = Verified::default();
+        unknown.insert(&b, true, now);
+        assert_eq!(unknown.get(&b, now), None);
+        // Bounded: past the limit the expired go first, then everything.
+        for i in 0..MAX_VERIFIED_HOSTS + 10 {
+            let host: Host = format!("h{i}.example.test").parse().unwrap();
+            verified.insert(&host, true, now);
+        }
+        assert!(verified.answers.len() <= MAX_VERIFIED_HOSTS);
+    }
+
+    #[test]
+    fn the_earliest_not_after_of_a_chain() {
+        let (ca, chain) = issue(&["a.example.test"]);
+        let with_ca = [chain[0].clone(), ca];
+        let leaf = earliest_not_after(&chain).unwrap();
+        assert_eq!(earliest_not_after(&with_ca), Some(leaf));
+        assert!(leaf > SystemTime::now());
+        assert_eq!(
+            earliest_not_after(&[CertificateDer::from(vec![1, 2, 3])]),
+            None
         );
     }
 

@@ -328,6 +328,28 @@ async fn concurrent_requests_for_one_origin_open_one_connection() {
     assert_eq!(counts(client.stats()), (1, 0, 0));
 }
 
+#[tokio::test]
+async fn concurrent_requests_for_origins_at_one_address_open_one_connection() {
+    // A burst for a and b at once on an empty pool: b's requests wait for the connection
+    // being opened to the same address rather than open their own, then share it (the
+    // certificate covers b). c has its own certificate: it still gets its own connection.
+    let setup = Setup::start("burst").await;
+    for mode in [ReuseMode::DnsOverlap, ReuseMode::OriginFrame] {
+        let client = setup.builder(mode).build().unwrap();
+        let hosts = ["a.localhost", "b.localhost"].repeat(4);
+        let gets = hosts.iter().map(|host| setup.get(&client, host));
+        for (got, host) in futures_join_all(gets).await.into_iter().zip(&hosts) {
+            assert_eq!(got, served(host));
+        }
+        assert_eq!(client.stats().connections_opened, 1, "{mode:?}");
+        let gets = ["c.localhost"; 3].map(|host| setup.get(&client, host));
+        for got in futures_join_all(gets.into_iter()).await {
+            assert_eq!(got, served("c.localhost"));
+        }
+        assert_eq!(client.stats().connections_opened, 2, "{mode:?}");
+    }
+}
+
 /// Runs every future to completion concurrently on this task.
 async fn futures_join_all<F: std::future::Future>(
     futures: impl Iterator<Item = F>,
