@@ -30,16 +30,15 @@
 //! and the client on one core and time their sum instead.
 //!
 //! `client_reverify` group: one `WebPkiServerVerifier::verify_server_cert` of the server's
-//! chain for one of the hosts, which `misdirect-client` runs for every pooled connection it
-//! considers for an origin other than the connection's own.
+//! chain for one of the hosts: what `misdirect-client` pays once per connection and host
+//! before it carries that host's requests on a connection made for another origin (it
+//! keeps a success until the chain's earliest `notAfter`).
 //!
 //! Before measuring, every origin must answer 200 with its own body to both clients. Then
 //! one iteration of each client and start prints its connection counts, and the bench
 //! fails when hyper-util did not open one connection per origin, when a request was
-//! misdirected, when `misdirect-client` used more connections than hyper-util (`burst`) or
-//! more than a tenth of them (`one-first`). A burst on an empty pool opens a connection per
-//! origin before any ORIGIN frame arrives, so `burst` cannot reach the tenth today (see
-//! `docs/performance.md`, "Coalescing client vs hyper-util").
+//! misdirected, or when `misdirect-client` used more than a tenth of hyper-util's
+//! connections. Results: `docs/performance.md`, "Coalescing client vs hyper-util".
 //!
 //! Run: `cargo bench -p misdirect-benches --bench client`
 
@@ -168,7 +167,7 @@ fn roots(ca: &CertificateDer<'static>) -> RootCertStore {
 ///
 /// The limit of connections per peer address is raised from 16 to one per origin: all the
 /// origins share one address, and `Exact` needs a connection for each (hyper-util has no
-/// such limit). `OriginFrame` never reaches it in `one-first`.
+/// such limit). `OriginFrame` opens one connection in all.
 fn misdirect_client(mode: ReuseMode, ca: &CertificateDer<'static>) -> Client {
     let resolver = (0..ORIGINS).fold(StaticResolver::new(), |resolver, i| {
         resolver.insert(&host(i), [LOCAL])
@@ -469,13 +468,9 @@ fn client(c: &mut Criterion) {
             "{}: hyper-util opens one connection per origin",
             start.name()
         );
-        // A burst on an empty pool opens a connection per origin before any ORIGIN frame
-        // arrives (see docs/performance.md); with one request first, the ORIGIN set carries
-        // every other origin on that request's connection.
-        let most = match start {
-            Start::Burst => hyper,
-            Start::OneFirst => hyper / 10,
-        };
+        // In a burst, requests for the other origins wait for the connection being opened
+        // to their address and its ORIGIN frame instead of opening their own.
+        let most = hyper / 10;
         assert!(
             stats.connections_opened <= most,
             "{}: misdirect-client opened {} connections, more than {most} (hyper-util: {hyper})",
@@ -520,9 +515,9 @@ fn client(c: &mut Criterion) {
     }
     group.finish();
 
-    // What `misdirect-client` does for each pooled connection it considers for another
-    // origin than the connection's own: rustls's WebPKI verification of the connection's
-    // chain (end entity, then the CA as sent) for the request's host.
+    // What `misdirect-client` pays once per connection and host before coalescing:
+    // rustls's WebPKI verification of the connection's chain (end entity, then the CA as
+    // sent) for the request's host.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots(&ca)), provider)
         .build()
