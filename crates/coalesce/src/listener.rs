@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Method, Response, StatusCode, Version, header};
 use misdirect_authority::{Host, HostName, RequestTarget};
-use misdirect_response::{RenderOptions, StaticReason, render};
+use misdirect_response::{PreparedRefusal, RenderOptions, StaticReason, render};
 
 use crate::decide::{ClientCert, ConnectionContext, Decision, VerifiedClientCert, decide};
 use crate::reason::Reason;
@@ -171,9 +172,9 @@ pub struct Refusal {
     /// The request's authority as decided, or as the client wrote it when it is malformed.
     pub authority: String,
     /// The name of the virtual host whose certificate the connection presented.
-    pub presented_vhost: Option<String>,
+    pub presented_vhost: Option<Arc<str>>,
     /// The name of the virtual host the request resolves to.
-    pub target_vhost: Option<String>,
+    pub target_vhost: Option<Arc<str>>,
     /// The request's method.
     pub method: Method,
     /// The request's HTTP version.
@@ -257,7 +258,50 @@ impl Refusal {
 pub struct Listener {
     vhosts: VirtualHosts,
     render: RenderOptions,
+    /// Refusals whose text never changes, rendered once for `render`.
+    prepared: Prepared,
     refusal_log: RefusalLog,
+}
+
+/// The reasons whose explanation is the same for every request: all the 421s but
+/// `PortNotServed`, whose text names the ports served.
+const PREPARED_REASONS: [Reason; 9] = [
+    Reason::UnknownHost,
+    Reason::SchemeNotServed,
+    Reason::CertificateDoesNotCover,
+    Reason::SniVhostDiffers,
+    Reason::NoSni,
+    Reason::ClientCertRequired,
+    Reason::ClientCertOtherAnchors,
+    Reason::TlsVersionBelowMinimum,
+    Reason::AlpnNotAllowed,
+];
+
+/// The 404 for a host no virtual host serves.
+const NOT_FOUND: StaticReason = StaticReason::new("not-found", "no virtual host serves this host");
+
+/// A listener's refusals rendered once, in every media type.
+#[derive(Debug)]
+struct Prepared {
+    /// In `PREPARED_REASONS` order.
+    misdirected: [PreparedRefusal; PREPARED_REASONS.len()],
+    not_found: PreparedRefusal,
+}
+
+impl Prepared {
+    fn new(options: &RenderOptions) -> Self {
+        Self {
+            misdirected: PREPARED_REASONS.map(|reason| {
+                PreparedRefusal::new(reason.status(), &Explanation::from(reason), options)
+            }),
+            not_found: PreparedRefusal::new(StatusCode::NOT_FOUND, &NOT_FOUND, options),
+        }
+    }
+
+    fn get(&self, reason: Reason) -> Option<&PreparedRefusal> {
+        let at = PREPARED_REASONS.iter().position(|r| *r == reason)?;
+        self.misdirected.get(at)
+    }
 }
 
 impl Listener {
@@ -266,6 +310,7 @@ impl Listener {
         Self {
             vhosts,
             render: RenderOptions::new(),
+            prepared: Prepared::new(&RenderOptions::new()),
             refusal_log: RefusalLog::default(),
         }
     }
@@ -315,6 +360,7 @@ impl Listener {
     /// Renders refusals with these options (method and version come from each request).
     pub fn render_options(mut self, options: RenderOptions) -> Self {
         self.render = options;
+        self.prepared = Prepared::new(&options);
         self
     }
 
@@ -402,11 +448,16 @@ impl Listener {
             },
             Decision::Misdirected { reason, .. } | Decision::BadRequest(reason) => {
                 let options = self.render.for_request(&parts.method, parts.version);
-                let explanation = match &target {
-                    Some(target) => Explanation::new(&self.vhosts, reason, target),
-                    None => Explanation::from(reason),
+                let response = match self.prepared.get(reason) {
+                    Some(prepared) => prepared.respond(&parts.headers, &options),
+                    None => {
+                        let explanation = match &target {
+                            Some(target) => Explanation::new(&self.vhosts, reason, target),
+                            None => Explanation::from(reason),
+                        };
+                        render(reason.status(), &explanation, &parts.headers, &options)
+                    }
                 };
-                let response = render(reason.status(), &explanation, &parts.headers, &options);
                 Outcome::Respond {
                     response,
                     refusal: refusal(Some(reason), false),
@@ -414,9 +465,8 @@ impl Listener {
             }
             _ => {
                 let options = self.render.for_request(&parts.method, parts.version);
-                let not_found = StaticReason::new("not-found", "no virtual host serves this host");
                 Outcome::Respond {
-                    response: render(StatusCode::NOT_FOUND, &not_found, &parts.headers, &options),
+                    response: self.prepared.not_found.respond(&parts.headers, &options),
                     refusal: refusal(None, false),
                 }
             }
@@ -432,7 +482,10 @@ impl Listener {
         reason: Option<Reason>,
         served: bool,
     ) -> Refusal {
-        let name = |id: Option<VhostId>| id.and_then(|id| self.name(id)).map(str::to_owned);
+        let name = |id: Option<VhostId>| {
+            id.and_then(|id| self.vhosts.get(id))
+                .map(|vhost| vhost.shared_name().clone())
+        };
         Refusal {
             reason,
             status: reason.map_or(StatusCode::NOT_FOUND, |r| r.status()),
@@ -470,5 +523,45 @@ impl VirtualHosts {
     /// The virtual host serving `name` (exact, then wildcard).
     fn lookup_name(&self, name: &HostName) -> Option<VhostId> {
         self.lookup(&Host::Name(name.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use http::HeaderMap;
+
+    use super::*;
+
+    #[test]
+    fn prepared_refusals_are_what_rendering_each_request_gives() {
+        let none: [&[u8]; 0] = [];
+        let target = RequestTarget::from_h2(Some(b"b.test:8443"), none).unwrap();
+        let vhosts = VirtualHosts::builder(misdirect_authority::Scheme::Https)
+            .port(443)
+            .build()
+            .unwrap();
+        for options in [
+            RenderOptions::new(),
+            RenderOptions::new().name_reason(false),
+        ] {
+            let prepared = Prepared::new(&options);
+            for reason in PREPARED_REASONS {
+                let explanation = Explanation::new(&vhosts, reason, &target);
+                let mut headers = HeaderMap::new();
+                for accept in [None, Some("application/problem+json"), Some("text/html")] {
+                    if let Some(accept) = accept {
+                        headers.insert(header::ACCEPT, accept.parse().unwrap());
+                    }
+                    let want = render(reason.status(), &explanation, &headers, &options);
+                    let got = prepared.get(reason).unwrap().respond(&headers, &options);
+                    assert_eq!(got.headers(), want.headers(), "{reason:?} {accept:?}");
+                    assert_eq!(got.body(), want.body(), "{reason:?} {accept:?}");
+                }
+            }
+            // Its text names the ports served: rendered per request.
+            assert!(prepared.get(Reason::PortNotServed).is_none());
+        }
     }
 }

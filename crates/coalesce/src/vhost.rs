@@ -167,7 +167,8 @@ pub enum UnknownHost {
 /// ```
 #[derive(Clone, Debug)]
 pub struct VirtualHost {
-    name: String,
+    /// Shared with every refusal record that names it.
+    name: Arc<str>,
     patterns: Vec<Pattern>,
     certificate: Arc<Identities>,
     client_auth: ClientAuth,
@@ -181,7 +182,7 @@ impl VirtualHost {
     /// identities. Add the names it serves with [`pattern`](Self::pattern).
     pub fn new(name: impl Into<String>, certificate: impl Into<Arc<Identities>>) -> Self {
         Self {
-            name: name.into(),
+            name: Arc::from(name.into()),
             patterns: Vec::new(),
             certificate: certificate.into(),
             client_auth: ClientAuth::None,
@@ -229,6 +230,11 @@ impl VirtualHost {
 
     /// The name used in logs.
     pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The name, shared.
+    pub(crate) fn shared_name(&self) -> &Arc<str> {
         &self.name
     }
 
@@ -611,9 +617,9 @@ impl VirtualHostsBuilder {
             {
                 Some((dup, first, second)) => ConfigError::DuplicateName {
                     pattern: dup.pattern().to_owned(),
-                    first: self.hosts[first].name.clone(),
+                    first: self.hosts[first].name.to_string(),
                     first_position: first,
-                    second: self.hosts[second].name.clone(),
+                    second: self.hosts[second].name.to_string(),
                     second_position: second,
                 },
                 None => ConfigError::Index(err),

@@ -77,7 +77,7 @@ pub use origin_frame::{
     FRAME_HEADER_LEN, MAX_ENTRY_LEN, MAX_PAYLOAD_LEN, ORIGIN_FRAME_TYPE, OriginFrame,
 };
 pub use reason::{RenderReason, StaticReason};
-pub use render::{RenderOptions, render};
+pub use render::{PreparedRefusal, RenderOptions, render};
 pub use splice::{SettingsSplice, SpliceState};
 
 /// The README's examples, compiled and run as doctests.

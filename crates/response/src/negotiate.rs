@@ -16,6 +16,21 @@ pub enum MediaType {
     Html,
 }
 
+impl MediaType {
+    /// Every media type, in a fixed order.
+    pub(crate) const ALL: [Self; 4] = [Self::TextPlain, Self::ProblemJson, Self::Json, Self::Html];
+
+    /// This type's place in `MediaType::ALL`.
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Self::TextPlain => 0,
+            Self::ProblemJson => 1,
+            Self::Json => 2,
+            Self::Html => 3,
+        }
+    }
+}
+
 /// The types we offer, in our order of preference when the client weighs several equally.
 /// `text/plain` comes first so that `*/*` and a missing `Accept` get plain text.
 const OFFERED: [MediaType; 4] = [

@@ -132,7 +132,85 @@ where
         named,
     }
     .write(media);
+    assemble(status, media, Bytes::from(body), options)
+}
 
+/// A refusal whose text never changes, rendered once in every media type and answered
+/// many times: what [`render`] would answer, without writing or escaping the body again.
+/// Build one per reason when the listener is set up; a response then costs its header
+/// fields and a reference to the shared body.
+///
+/// ```
+/// use http::{HeaderMap, StatusCode};
+/// use misdirect_response::{PreparedRefusal, RenderOptions, StaticReason, render};
+///
+/// let reason = StaticReason::new("client-cert-required", "the host requires a client certificate");
+/// let options = RenderOptions::new();
+/// let prepared = PreparedRefusal::new(StatusCode::MISDIRECTED_REQUEST, &reason, &options);
+/// let headers = HeaderMap::new();
+/// let rendered = render(StatusCode::MISDIRECTED_REQUEST, &reason, &headers, &options);
+/// let answered = prepared.respond(&headers, &options);
+/// assert_eq!(answered.headers(), rendered.headers());
+/// assert_eq!(answered.body(), rendered.body());
+/// ```
+#[derive(Clone, Debug)]
+pub struct PreparedRefusal {
+    status: StatusCode,
+    /// One body per [`MediaType`], in `MediaType::ALL` order.
+    bodies: [Bytes; MediaType::ALL.len()],
+}
+
+impl PreparedRefusal {
+    /// Renders `reason` with `status` in every media type, naming the reason as `options`
+    /// says ([`RenderOptions::name_reason`]; the other options are the request's and come
+    /// with [`respond`](Self::respond)).
+    pub fn new<R>(status: StatusCode, reason: &R, options: &RenderOptions) -> Self
+    where
+        R: RenderReason + ?Sized,
+    {
+        let named = options.name_reason.then_some(&reason as &dyn RenderReason);
+        let body = Body {
+            status,
+            texts: Texts::for_status(status),
+            named,
+        };
+        Self {
+            status,
+            bodies: MediaType::ALL.map(|media| Bytes::from(body.write(media))),
+        }
+    }
+
+    /// The status.
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use misdirect_response::{PreparedRefusal, RenderOptions, StaticReason};
+    ///
+    /// let reason = StaticReason::new("unknown-host", "this server is not configured for the host");
+    /// let prepared = PreparedRefusal::new(StatusCode::MISDIRECTED_REQUEST, &reason, &RenderOptions::new());
+    /// assert_eq!(prepared.status(), StatusCode::MISDIRECTED_REQUEST);
+    /// ```
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The response to a request with `request_headers`, as [`render`] would give it with
+    /// these `options` (the request's [`head`](RenderOptions::head) and
+    /// [`version`](RenderOptions::version); the body was named when prepared).
+    pub fn respond(&self, request_headers: &HeaderMap, options: &RenderOptions) -> Response<Bytes> {
+        let media = MediaType::negotiate(request_headers);
+        let body = self.bodies[media.index()].clone();
+        assemble(self.status, media, body, options)
+    }
+}
+
+/// A refusal's response: its header fields around `body`, which HEAD leaves out.
+fn assemble(
+    status: StatusCode,
+    media: MediaType,
+    body: Bytes,
+    options: &RenderOptions,
+) -> Response<Bytes> {
     let close = options
         .close_connection
         .unwrap_or(status == StatusCode::MISDIRECTED_REQUEST)
@@ -151,12 +229,7 @@ where
     if close {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-
-    let body = if options.head {
-        Bytes::new()
-    } else {
-        Bytes::from(body)
-    };
+    let body = if options.head { Bytes::new() } else { body };
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.version_mut() = options.version;

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Version, header};
 use misdirect_authority::{RequestTarget, TargetError};
-use misdirect_response::{RenderOptions, RenderReason, StaticReason, render};
+use misdirect_response::{PreparedRefusal, RenderOptions, RenderReason, StaticReason, render};
 use serde_json::{Value, json};
 
 const CLIENT_CERT: StaticReason = StaticReason::new(
@@ -427,4 +427,65 @@ fn trait_objects() {
         render(status, by_dyn, &headers, &options).body(),
         direct.body()
     );
+}
+
+/// A prepared refusal answers exactly what `render` would, for every status, media type,
+/// method, version and naming option.
+#[test]
+fn prepared_refusals_answer_what_render_would() {
+    let reasons = [
+        StaticReason::new(
+            "client-cert-required",
+            "the host requires a client certificate",
+        ),
+        StaticReason::new(
+            "odd<&>\"chars\u{7}",
+            "a description with <html> & \"quotes\"\n",
+        ),
+    ];
+    let accepts = [
+        None,
+        Some("*/*"),
+        Some("application/problem+json"),
+        Some("application/json"),
+        Some("text/html,application/xhtml+xml;q=0.9"),
+        Some("text/plain;q=0.1, text/html"),
+        Some("image/png"),
+    ];
+    for status in [
+        http::StatusCode::MISDIRECTED_REQUEST,
+        http::StatusCode::BAD_REQUEST,
+        http::StatusCode::NOT_FOUND,
+    ] {
+        for reason in &reasons {
+            for name in [true, false] {
+                let listener = RenderOptions::new().name_reason(name);
+                let prepared = PreparedRefusal::new(status, reason, &listener);
+                assert_eq!(prepared.status(), status);
+                for accept in accepts {
+                    let mut headers = http::HeaderMap::new();
+                    if let Some(accept) = accept {
+                        headers.insert(http::header::ACCEPT, accept.parse().unwrap());
+                    }
+                    for method in [http::Method::GET, http::Method::HEAD] {
+                        for version in [
+                            http::Version::HTTP_10,
+                            http::Version::HTTP_11,
+                            http::Version::HTTP_2,
+                        ] {
+                            let options = listener.for_request(&method, version);
+                            let want = render(status, reason, &headers, &options);
+                            let got = prepared.respond(&headers, &options);
+                            let case =
+                                format!("{status} {accept:?} {method} {version:?} name={name}");
+                            assert_eq!(got.status(), want.status(), "{case}");
+                            assert_eq!(got.version(), want.version(), "{case}");
+                            assert_eq!(got.headers(), want.headers(), "{case}");
+                            assert_eq!(got.body(), want.body(), "{case}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
