@@ -174,6 +174,7 @@ pub(crate) async fn serve_h2<S>(
     let mut stopping = false;
     let mut ping_deadline: Option<tokio::time::Instant> = None;
     let far = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
+    let mut batch = Vec::new();
     loop {
         let next = tokio::select! {
             next = connection.accept() => next,
@@ -225,65 +226,117 @@ pub(crate) async fn serve_h2<S>(
                 break;
             }
         };
-        match next {
-            Some(Ok((request, mut respond))) => {
-                activity.answered();
-                let (parts, body) = request.into_parts();
-                // RFC 9113 §8.2.1: a field value that starts or ends with SP or HTAB makes the
-                // request malformed, a stream error of type PROTOCOL_ERROR (§8.1.1). h2 checks
-                // the other §8.2.1 rules itself and leaves this one to the application.
-                if let Some(name) = padded_field(&parts) {
-                    tracing::debug!(peer = %conn.peer, field = %name, "HTTP/2 field value with surrounding whitespace; RST_STREAM(PROTOCOL_ERROR)");
-                    respond.send_reset(h2::Reason::PROTOCOL_ERROR);
-                    continue;
-                }
-                // Refusals and fixed bodies are answered here, without a task per stream;
-                // only files, which wait on the disk, and forwarded requests, which wait on
-                // the upstream, get their own task.
-                match answer_now(&shared, &conn, &parts) {
-                    Answer::Ready(response, vhost) => {
-                        shared.vhost_metrics[vhost.index()].count_request(response.status());
-                        send_h2(respond, response);
-                    }
-                    Answer::Malformed(response, vhost) => {
-                        // RFC 9113 §8.1.1: a malformed request is a stream error of type
-                        // PROTOCOL_ERROR. Logged and counted as the 400 HTTP/1.1 gets.
-                        shared.vhost_metrics[vhost.index()].count_request(response.status());
-                        respond.send_reset(h2::Reason::PROTOCOL_ERROR);
-                    }
-                    Answer::File(root, vhost) => {
-                        let in_flight = activity.request();
-                        let counters = shared.vhost_metrics[vhost.index()].clone();
-                        tokio::spawn(async move {
-                            let mut response = files::serve(&root, &parts).await;
-                            counters.count_request(response.status());
-                            response.headers_mut().insert(header::DATE, date_now());
-                            files::send_h2(respond, response, limits.send_timeout).await;
-                            drop(in_flight);
-                        });
-                    }
-                    Answer::Proxy(proxy, ctx, vhost) => {
-                        let request = Request::from_parts(parts, H2RequestBody::new(body));
-                        let in_flight = activity.request();
-                        tokio::spawn(forward_h2(
-                            shared.clone(),
-                            proxy,
-                            ctx,
-                            vhost,
-                            request,
-                            respond,
-                            in_flight,
-                        ));
-                    }
-                }
-            }
+        let first = match next {
+            Some(Ok(pair)) => pair,
             Some(Err(err)) => {
                 tracing::debug!(error = %err, "HTTP/2 connection ended with an error");
                 break;
             }
             None => break,
+        };
+        // The requests h2 has already read are answered together: h2 writes out what is
+        // queued each time it is asked for the next request, so answering them one by one
+        // costs a write (and a TLS record) per response.
+        batch.push(first);
+        let ended = take_ready(&mut connection, &mut batch).await;
+        for (request, mut respond) in batch.drain(..) {
+            activity.answered();
+            let (parts, body) = request.into_parts();
+            // RFC 9113 §8.2.1: a field value that starts or ends with SP or HTAB makes the
+            // request malformed, a stream error of type PROTOCOL_ERROR (§8.1.1). h2 checks
+            // the other §8.2.1 rules itself and leaves this one to the application.
+            if let Some(name) = padded_field(&parts) {
+                tracing::debug!(peer = %conn.peer, field = %name, "HTTP/2 field value with surrounding whitespace; RST_STREAM(PROTOCOL_ERROR)");
+                respond.send_reset(h2::Reason::PROTOCOL_ERROR);
+                continue;
+            }
+            // Refusals and fixed bodies are answered here, without a task per stream;
+            // only files, which wait on the disk, and forwarded requests, which wait on
+            // the upstream, get their own task.
+            match answer_now(&shared, &conn, &parts) {
+                Answer::Ready(response, vhost) => {
+                    shared.vhost_metrics[vhost.index()].count_request(response.status());
+                    send_h2(respond, response);
+                }
+                Answer::Malformed(response, vhost) => {
+                    // RFC 9113 §8.1.1: a malformed request is a stream error of type
+                    // PROTOCOL_ERROR. Logged and counted as the 400 HTTP/1.1 gets.
+                    shared.vhost_metrics[vhost.index()].count_request(response.status());
+                    respond.send_reset(h2::Reason::PROTOCOL_ERROR);
+                }
+                Answer::File(root, vhost) => {
+                    let in_flight = activity.request();
+                    let counters = shared.vhost_metrics[vhost.index()].clone();
+                    tokio::spawn(async move {
+                        let mut response = files::serve(&root, &parts).await;
+                        counters.count_request(response.status());
+                        response.headers_mut().insert(header::DATE, date_now());
+                        files::send_h2(respond, response, limits.send_timeout).await;
+                        drop(in_flight);
+                    });
+                }
+                Answer::Proxy(proxy, ctx, vhost) => {
+                    let request = Request::from_parts(parts, H2RequestBody::new(body));
+                    let in_flight = activity.request();
+                    tokio::spawn(forward_h2(
+                        shared.clone(),
+                        proxy,
+                        ctx,
+                        vhost,
+                        request,
+                        respond,
+                        in_flight,
+                    ));
+                }
+            }
+        }
+        match ended {
+            Ended::No => {}
+            Ended::Closed => break,
+            Ended::Failed(err) => {
+                tracing::debug!(error = %err, "HTTP/2 connection ended with an error");
+                break;
+            }
         }
     }
+}
+
+/// The most requests answered in one batch, so that one client's burst cannot delay its
+/// own responses for long.
+const MAX_BATCH: usize = 64;
+
+/// What `h2` yields for each request: the request and where its response goes.
+type Accepted = (Request<h2::RecvStream>, h2::server::SendResponse<Bytes>);
+
+/// Whether the connection ended while [`take_ready`] took requests.
+enum Ended {
+    No,
+    Closed,
+    Failed(h2::Error),
+}
+
+/// Moves into `batch` the requests `h2` has already read, without waiting for more.
+async fn take_ready<S>(
+    connection: &mut h2::server::Connection<S, Bytes>,
+    batch: &mut Vec<Accepted>,
+) -> Ended
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    std::future::poll_fn(|cx| {
+        while batch.len() < MAX_BATCH {
+            match connection.poll_accept(cx) {
+                std::task::Poll::Ready(Some(Ok(accepted))) => batch.push(accepted),
+                std::task::Poll::Ready(Some(Err(err))) => {
+                    return std::task::Poll::Ready(Ended::Failed(err));
+                }
+                std::task::Poll::Ready(None) => return std::task::Poll::Ready(Ended::Closed),
+                std::task::Poll::Pending => break,
+            }
+        }
+        std::task::Poll::Ready(Ended::No)
+    })
+    .await
 }
 
 /// The current time as an HTTP date, formatted at most once a second per thread.
