@@ -15,30 +15,34 @@
 #     so that each client makes one connection for one request; HS_RUNS runs a round);
 #   - idle memory: the growth of the server's RSS with IDLE idle TLS HTTP/2 connections
 #     (TLS, ALPN h2, the connection preface and SETTINGS, then nothing), per connection;
-#   Every load run also reads the server's CPU time (user + system, all its processes) from
-#   /proc: CPU per request and per handshake compare servers even when other work on the
-#   machine moves req/s about.
+#     misdirect and nginx (HAProxy's maxconn, half the descriptor limit, may be too low);
 #   - what the policy costs: misdirect built with the bench-only
 #     `--cfg misdirect_bench_no_policy` (every request served by the connection's virtual
 #     host, no 421 decision) on the 200 path beside the normal build.
+# Every run also reads the server's CPU time (user + system, all its processes) from /proc:
+# CPU per request and per handshake compare servers even when other work on the machine
+# moves req/s about.
 #
 # Servers: misdirect with its defaults (RUST_LOG=info, standard error to a file as a
 # service manager keeps it); nginx as packaged, access log on (combined format, to a
-# file), once with `worker_processes auto` and once with `worker_processes 1`; HAProxy as
-# packaged (nbthread = the CPUs), `option httplog` to standard output kept in a file, a
-# crt-list, host routing with `http-request return`, and the usual SNI = Host rule that
-# answers 421 otherwise.
+# file), once with `worker_processes auto` and once with `worker_processes 1`, with
+# keepalive_requests raised (h2load does not reconnect after nginx's GOAWAY at 1000
+# requests); HAProxy as packaged (nbthread = the CPUs), `option httplog` to standard
+# output kept in a file, a crt-list, host routing with `http-request return`, and the
+# usual SNI = Host rule that answers 421 otherwise.
 #
 # Environment: ROUNDS (default 3), N (requests per load run, default 300000), C (clients
 # per handshake run, default 200), HS_RUNS (handshake runs per server and round, default
 # 10), IDLE (idle connections, default 10000; 0 skips), MISDIRECT (a built binary: skips
 # the build), MISDIRECT_NO_POLICY (a `--cfg misdirect_bench_no_policy` build; unset with
 # MISDIRECT set: the policy cost is not measured), SERVERS (default "misdirect nginx-auto
-# nginx-1 haproxy"), KEEP=1 keeps the work directory. Results: a markdown table on standard output
-# and in WORK/table.md; every run's numbers in WORK/runs.tsv.
+# nginx-1 haproxy"), NICE (the servers' and clients' niceness as root, default -10),
+# KEEP=1 keeps the work directory. Results: a markdown table on standard output (and in
+# WORK/table.md, every run's numbers in WORK/*.tsv, with KEEP=1).
 #
 # Installs nginx, haproxy, nghttp2-client, openssl, curl and python3 with apt-get when
-# missing. Not part of CI: a default run takes about ten minutes on two cores.
+# missing. Not part of CI: a default run takes about ten minutes on two cores, plus the
+# builds (the no-policy one in target/bench-no-policy, from scratch the first time).
 set -euo pipefail
 # The whole script is one group, read before any of it runs: editing the file while it runs
 # changes nothing in the run.
