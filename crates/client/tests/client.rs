@@ -350,6 +350,87 @@ async fn concurrent_requests_for_origins_at_one_address_open_one_connection() {
     }
 }
 
+#[tokio::test]
+async fn a_strict_listener_421_is_retried_on_a_fresh_connection_and_b_then_has_its_own() {
+    // Under `policy = "strict"` a request goes only on a connection made for its own
+    // virtual host (421 sni-vhost-differs otherwise), even when the certificate covers it.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names = vec![
+        "a.strict.localhost".to_owned(),
+        "b.strict.localhost".to_owned(),
+    ];
+    let cert = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("misdirect-client-strict-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("shared.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("shared.key"), key.serialize_pem()).unwrap();
+    let mut text = String::from("[[listener]]\naddr = \"127.0.0.1:0\"\npolicy = \"strict\"\n");
+    for name in ["a.strict.localhost", "b.strict.localhost"] {
+        text.push_str(&format!(
+            "\n[[vhost]]\nname = \"{name}\"\ncert = \"shared.pem\"\nkey = \"shared.key\"\nrespond = {{ body = \"vhost {name}\\n\" }}\n"
+        ));
+    }
+    let config =
+        misdirect_server::Config::from_toml(&text, &dir.join("strict.toml"), &dir).unwrap();
+    let server = misdirect_server::Server::bind(config).await.unwrap();
+    let port = server.local_addrs()[0].port();
+    tokio::spawn(server.run(std::future::pending()));
+
+    let mut roots = RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).unwrap();
+    let client = Client::builder()
+        .roots(roots)
+        .reuse_mode(ReuseMode::DnsOverlap)
+        .resolver(
+            StaticResolver::new()
+                .insert("a.strict.localhost", [LOCAL])
+                .insert("b.strict.localhost", [LOCAL]),
+        )
+        .build()
+        .unwrap();
+    let get = |host: &'static str| {
+        let client = client.clone();
+        async move {
+            let request = http::Request::get(format!("https://{host}:{port}/"))
+                .body(())
+                .unwrap();
+            let response = client.send(request).await.unwrap();
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.unwrap();
+            (status, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    assert_eq!(
+        get("a.strict.localhost").await,
+        served("a.strict.localhost")
+    );
+    // Coalesced onto a's connection (DNS and certificate allow it), refused with 421,
+    // retried on a fresh connection made for b.
+    assert_eq!(
+        get("b.strict.localhost").await,
+        served("b.strict.localhost")
+    );
+    assert_eq!(counts(client.stats()), (2, 1, 1));
+    // From now on b goes straight to its own connection, and a to its own.
+    assert_eq!(
+        get("b.strict.localhost").await,
+        served("b.strict.localhost")
+    );
+    assert_eq!(
+        get("a.strict.localhost").await,
+        served("a.strict.localhost")
+    );
+    assert_eq!(counts(client.stats()), (2, 1, 1));
+}
+
 /// Runs every future to completion concurrently on this task.
 async fn futures_join_all<F: std::future::Future>(
     futures: impl Iterator<Item = F>,
