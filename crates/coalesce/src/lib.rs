@@ -98,7 +98,7 @@ pub use decide::{
 };
 #[cfg(feature = "tower")]
 pub use layer::{MisdirectLayer, MisdirectService, ResponseFuture, ServedBy};
-pub use listener::{Handshake, Listener, Outcome, Refusal, TrustAnchorSets};
+pub use listener::{Handshake, Listener, Outcome, Refusal, ServedMemo, TrustAnchorSets};
 pub use origins::{INITIAL_MAX_FRAME_SIZE, OriginSet};
 pub use reason::Reason;
 pub use refusal_log::{RefusalLog, RefusalLogMode};

@@ -157,6 +157,39 @@ pub enum Outcome {
     },
 }
 
+/// The last HTTP/2 request target a connection served, for
+/// [`Listener::on_request_memo`]: one per connection, empty at its start.
+///
+/// ```
+/// let memo = misdirect_coalesce::ServedMemo::default();
+/// ```
+#[derive(Debug, Default)]
+pub struct ServedMemo {
+    last: Option<Served>,
+}
+
+#[derive(Debug)]
+struct Served {
+    scheme: Box<str>,
+    authority: Box<str>,
+    vhost: VhostId,
+}
+
+impl ServedMemo {
+    /// The `:scheme` and `:authority` a request is remembered by: HTTP/2 or later, not
+    /// CONNECT (whose target is its authority alone, RFC 9113 §8.5), and no `Host` field
+    /// (which must then agree with `:authority`, RFC 9113 §8.3.1); `None` otherwise.
+    fn key(parts: &Parts) -> Option<(&str, &str)> {
+        if parts.version < Version::HTTP_2
+            || parts.method == Method::CONNECT
+            || parts.headers.contains_key(header::HOST)
+        {
+            return None;
+        }
+        Some((parts.uri.scheme_str()?, parts.uri.authority()?.as_str()))
+    }
+}
+
 /// A refused request (or a `warn_only` warning): the facts every log line carries.
 #[non_exhaustive]
 #[derive(Clone, Debug)]
@@ -415,6 +448,69 @@ impl Listener {
             context = context.alpn(alpn);
         }
         context
+    }
+
+    /// [`on_request`](Self::on_request) for a connection that keeps a [`ServedMemo`]: an
+    /// HTTP/2 request with the same `:scheme` and `:authority`, byte for byte, as the last
+    /// one the connection served, and no `Host` field, is served by the same virtual host
+    /// without parsing or deciding again. The answer is the same either way: a decision
+    /// depends only on the connection's context, the listener's virtual hosts and the
+    /// target, and none of them changes during a connection (the memo belongs to one
+    /// connection on one listener).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use misdirect_authority::Scheme;
+    /// use misdirect_certmatch::Identities;
+    /// use misdirect_coalesce::*;
+    ///
+    /// let cert = Arc::new(Identities::from_patterns(["a.test".parse()?]));
+    /// let mut b = VirtualHosts::builder(Scheme::Https);
+    /// let a = b.add(VirtualHost::new("a", cert).pattern("a.test".parse()?));
+    /// let listener = Listener::new(b.port(443).build()?);
+    /// let conn = listener.on_handshake(Handshake::new(a).alpn(Alpn::H2));
+    /// let request = http::Request::get("https://a.test/").version(http::Version::HTTP_2);
+    /// let (parts, ()) = request.body(())?.into_parts();
+    ///
+    /// let mut memo = ServedMemo::default();
+    /// for _ in 0..3 {
+    ///     let outcome = listener.on_request_memo(&conn, &parts, &mut memo);
+    ///     assert!(matches!(outcome, Outcome::Serve { warning: None, .. }));
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_request_memo(
+        &self,
+        conn: &ConnectionContext,
+        parts: &Parts,
+        memo: &mut ServedMemo,
+    ) -> Outcome {
+        let key = ServedMemo::key(parts);
+        if let (Some((scheme, authority)), Some(last)) = (key, &memo.last)
+            && *last.authority == *authority
+            && *last.scheme == *scheme
+        {
+            return Outcome::Serve {
+                vhost: last.vhost,
+                warning: None,
+            };
+        }
+        let outcome = self.on_request(conn, parts);
+        if let (
+            Some((scheme, authority)),
+            Outcome::Serve {
+                vhost,
+                warning: None,
+            },
+        ) = (key, &outcome)
+        {
+            memo.last = Some(Served {
+                scheme: scheme.into(),
+                authority: authority.into(),
+                vhost: *vhost,
+            });
+        }
+        outcome
     }
 
     /// Decides one request: its target (400 when malformed), the serve/421 decision, and

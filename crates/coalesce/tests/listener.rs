@@ -331,3 +331,78 @@ fn http1_targets_are_decided_from_the_absolute_form_else_host() {
         Ok((421, Some(Reason::CertificateDoesNotCover)))
     );
 }
+
+/// What an outcome says, for comparing two ways of reaching it.
+fn summary(outcome: &Outcome) -> (u16, Option<VhostId>, Option<Reason>, bool) {
+    match outcome {
+        Outcome::Serve { vhost, warning } => (
+            200,
+            Some(*vhost),
+            warning.as_ref().and_then(|w| w.reason),
+            warning.is_some(),
+        ),
+        Outcome::Respond { response, refusal } => {
+            (response.status().as_u16(), None, refusal.reason, false)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// A connection's memo never changes an answer: every request of a random sequence —
+    /// hosts in any case, ports, `Host` fields that agree or not, HTTP/1.1 and HTTP/2,
+    /// CONNECT — gets from `on_request_memo` what `on_request` gives it.
+    #[test]
+    fn the_memo_gives_the_answer_deciding_again_gives(
+        warn_only in proptest::bool::ANY,
+        unknown in 0..3u8,
+        presented in 0..4usize,
+        requests in proptest::collection::vec(
+            (0..8usize, 0..4usize, 0..3usize, proptest::bool::ANY, 0..3usize),
+            1..24,
+        ),
+    ) {
+        let f = fixture(
+            warn_only,
+            [Unknown::Misdirected, Unknown::NotFound, Unknown::ToA][usize::from(unknown)],
+        );
+        let l = &f.listener;
+        let (vhost, name) = [
+            (f.a, "a.test"),
+            (f.b, "b.test"),
+            (f.wild, "x.wild.test"),
+            (f.secure, "secure.test"),
+        ][presented];
+        let conn = l.on_handshake(Handshake::new(vhost).sni(Some(sni(name))).alpn(Alpn::H2));
+        let mut memo = misdirect_coalesce::ServedMemo::default();
+        let hosts = [
+            "a.test", "A.TEST", "b.test", "secure.test", "x.wild.test", "unknown.test",
+            "a.test.", "[::1]",
+        ];
+        for (host, port, host_field, http2, method) in requests {
+            let port = ["", ":443", ":8443", ":0443"][port];
+            let method = [Method::GET, Method::POST, Method::CONNECT][method].clone();
+            let authority = format!("{}{port}", hosts[host]);
+            let uri = match method {
+                Method::CONNECT => authority.clone(),
+                _ => format!("https://{authority}/path"),
+            };
+            let mut request = http::Request::builder()
+                .method(method)
+                .uri(&uri)
+                .version(if http2 { Version::HTTP_2 } else { Version::HTTP_11 });
+            match host_field {
+                1 => request = request.header(http::header::HOST, authority.as_str()),
+                2 => request = request.header(http::header::HOST, "b.test"),
+                _ => {}
+            }
+            let Ok(request) = request.body(()) else { continue };
+            let (parts, ()) = request.into_parts();
+            let want = summary(&l.on_request(&conn, &parts));
+            let got = summary(&l.on_request_memo(&conn, &parts, &mut memo));
+            proptest::prop_assert_eq!(got, want, "{} {:?}", uri, parts.headers);
+        }
+    }
+}

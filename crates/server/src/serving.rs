@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use misdirect_authority::{RequestTarget, TargetErrorKind};
-use misdirect_coalesce::{Outcome, Reason, VhostId};
+use misdirect_coalesce::{Outcome, Reason, ServedMemo, VhostId};
 use tokio::sync::watch;
 
 use crate::config::Respond;
@@ -175,6 +175,7 @@ pub(crate) async fn serve_h2<S>(
     let mut ping_deadline: Option<tokio::time::Instant> = None;
     let far = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
     let mut batch = Vec::new();
+    let mut memo = ServedMemo::default();
     loop {
         let next = tokio::select! {
             next = connection.accept() => next,
@@ -253,7 +254,7 @@ pub(crate) async fn serve_h2<S>(
             // Refusals and fixed bodies are answered here, without a task per stream;
             // only files, which wait on the disk, and forwarded requests, which wait on
             // the upstream, get their own task.
-            match answer_now(&shared, &conn, &parts) {
+            match answer_now(&shared, &conn, &parts, Some(&mut memo)) {
                 Answer::Ready(response, vhost) => {
                     shared.vhost_metrics[vhost.index()].count_request(response.status());
                     send_h2(respond, response);
@@ -481,7 +482,7 @@ async fn answer_h1(shared: &Shared, conn: &Conn, request: Request<Incoming>) -> 
         shared.vhost_metrics[conn.presented.index()].count_request(response.status());
         return response.map(Body::fixed);
     }
-    let (response, vhost) = match answer_now(shared, conn, &parts) {
+    let (response, vhost) = match answer_now(shared, conn, &parts, None) {
         Answer::Ready(response, vhost) | Answer::Malformed(response, vhost) => {
             (response.map(Body::fixed), vhost)
         }
@@ -509,7 +510,12 @@ enum Answer {
 
 /// A request's answer up to the point where it would wait: everything but reading a file
 /// or forwarding.
-fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
+fn answer_now(
+    shared: &Shared,
+    conn: &Conn,
+    parts: &Parts,
+    memo: Option<&mut ServedMemo>,
+) -> Answer {
     if let Some(response) = crate::plain::redirect(shared, conn, parts) {
         return Answer::Ready(response, conn.presented);
     }
@@ -523,7 +529,14 @@ fn answer_now(shared: &Shared, conn: &Conn, parts: &Parts) -> Answer {
         warning: None,
     };
     #[cfg(not(misdirect_bench_no_policy))]
-    let outcome = core.on_request(&conn.context, parts);
+    let outcome = match memo {
+        // An HTTP/2 connection remembers the target it last served: the next request for
+        // it, byte for byte, skips parsing and deciding.
+        Some(memo) => core.on_request_memo(&conn.context, parts, memo),
+        None => core.on_request(&conn.context, parts),
+    };
+    #[cfg(misdirect_bench_no_policy)]
+    let _ = memo;
     match outcome {
         Outcome::Serve { vhost, warning } => {
             if let Some(warning) = warning {
