@@ -16,11 +16,10 @@ use http_body_util::{BodyExt, Full};
 use misdirect_client::{Client, ClientBuilder, ErrorKind, RequestBody, StaticResolver};
 use misdirect_coalesce::ReuseMode;
 use rustls::RootCertStore;
-use rustls_pki_types::PrivateKeyDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use support::{LOCAL, OTHER_LOCAL, Setup, counts, served};
+use support::{LOCAL, OTHER_LOCAL, Setup, TestCa, counts, der_key, self_signed_acceptor, served};
 
 #[tokio::test]
 async fn a_then_b_share_one_connection_when_dns_overlaps_or_origin_frame_lists_b() {
@@ -354,20 +353,8 @@ async fn concurrent_requests_for_origins_at_one_address_open_one_connection() {
 async fn a_strict_listener_421_is_retried_on_a_fresh_connection_and_b_then_has_its_own() {
     // Under `policy = "strict"` a request goes only on a connection made for its own
     // virtual host (421 sni-vhost-differs otherwise), even when the certificate covers it.
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let ca = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let names = vec![
-        "a.strict.localhost".to_owned(),
-        "b.strict.localhost".to_owned(),
-    ];
-    let cert = rcgen::CertificateParams::new(names)
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue(&["a.strict.localhost", "b.strict.localhost"]);
     let dir = std::env::temp_dir().join(format!("misdirect-client-strict-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("shared.pem"), cert.pem()).unwrap();
@@ -384,10 +371,8 @@ async fn a_strict_listener_421_is_retried_on_a_fresh_connection_and_b_then_has_i
     let port = server.local_addrs()[0].port();
     tokio::spawn(server.run(std::future::pending()));
 
-    let mut roots = RootCertStore::empty();
-    roots.add(ca_cert.der().clone()).unwrap();
     let client = Client::builder()
-        .roots(roots)
+        .roots(ca.roots())
         .reuse_mode(ReuseMode::DnsOverlap)
         .resolver(
             StaticResolver::new()
@@ -503,24 +488,7 @@ async fn clones_share_the_pool() {
 /// request with its method, `Host` and body length; returns its port, the client's trust
 /// anchors and the number of connections it accepted.
 async fn http1_server() -> (u16, RootCertStore, Arc<AtomicUsize>) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["h1.localhost".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![cert.der().clone()],
-        PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-    )
-    .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (acceptor, roots) = self_signed_acceptor("h1.localhost", b"http/1.1");
     let listener = TcpListener::bind((LOCAL, 0)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -559,8 +527,6 @@ async fn http1_server() -> (u16, RootCertStore, Arc<AtomicUsize>) {
             }
         }
     });
-    let mut roots = RootCertStore::empty();
-    roots.add(cert.der().clone()).unwrap();
     (port, roots, accepted)
 }
 
@@ -700,26 +666,7 @@ fn get_from(uri: &str) -> http::Request<()> {
 
 /// A TLS acceptor for `name` offering only `http/1.1`, and roots that trust it.
 fn h1_only_tls(name: &str) -> (tokio_rustls::TlsAcceptor, RootCertStore) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![cert.der().clone()],
-        PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-    )
-    .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let mut roots = RootCertStore::empty();
-    roots.add(cert.der().clone()).unwrap();
-    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), roots)
+    self_signed_acceptor(name, b"http/1.1")
 }
 
 /// Reads one request head (no body); `None` at the end of the stream.
@@ -879,24 +826,7 @@ enum Script {
 /// A bare HTTP/2 server for `h2.localhost` on an ephemeral loopback port, following
 /// `script`; returns its port and the client's trust anchors.
 async fn scripted_server(script: Script) -> (u16, RootCertStore) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["h2.localhost".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![cert.der().clone()],
-        PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-    )
-    .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (acceptor, roots) = self_signed_acceptor("h2.localhost", b"h2");
     let listener = TcpListener::bind((LOCAL, 0)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -939,8 +869,6 @@ async fn scripted_server(script: Script) -> (u16, RootCertStore) {
             });
         }
     });
-    let mut roots = RootCertStore::empty();
-    roots.add(cert.der().clone()).unwrap();
     (port, roots)
 }
 
@@ -992,26 +920,12 @@ async fn a_second_client_certificate_connection_is_not_shared_either() {
     // (one certificate covers both) and closes its first connection after one response,
     // so that the client opens a second one, which could resume the first's TLS session —
     // and its client authentication — without sending the certificate again.
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let ca = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf = |names: Vec<String>| {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        (
-            cert.der().clone(),
-            PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-    };
-    let (server_cert, server_key) = leaf(vec!["h2.localhost".into(), "other.localhost".into()]);
-    let (client_cert, client_key) = leaf(Vec::new());
-    let mut roots = RootCertStore::empty();
-    roots.add(ca_cert.der().clone()).unwrap();
+    let ca = TestCa::new();
+    let (server_cert, server_key) = ca.issue(&["h2.localhost", "other.localhost"]);
+    let (client_cert, client_key) = ca.issue(&[]);
+    let (server_cert, server_key) = (server_cert.der().clone(), der_key(&server_key));
+    let (client_cert, client_key) = (client_cert.der().clone(), der_key(&client_key));
+    let roots = ca.roots();
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(

@@ -11,7 +11,7 @@ use misdirect_authority::Origin;
 use misdirect_client::{Client, ConnectOptions, ErrorKind, Protocol};
 use misdirect_coalesce::ReuseMode;
 
-use support::{LOCAL, Setup};
+use support::{LOCAL, Setup, TestCa, der_key};
 
 fn origin(host: &str, port: u16) -> String {
     format!("https://{host}:{port}")
@@ -165,18 +165,9 @@ async fn a_missing_client_certificate_is_named() {
 async fn a_tls12_handshake_that_fails_for_want_of_a_client_certificate_says_it_was_asked() {
     // TLS 1.2 ends the handshake itself when a required certificate is missing (RFC 5246
     // §7.4.6), so the error carries what the handshake saw.
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let ca = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["tls12.localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca_cert.der().clone()).unwrap();
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue(&["tls12.localhost"]);
+    let roots = ca.roots();
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         std::sync::Arc::new(roots.clone()),
@@ -188,10 +179,7 @@ async fn a_tls12_handshake_that_fails_for_want_of_a_client_certificate_says_it_w
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
         .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
+        .with_single_cert(vec![cert.der().clone()], der_key(&key))
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
     let listener = tokio::net::TcpListener::bind((LOCAL, 0)).await.unwrap();
