@@ -561,8 +561,26 @@ async fn reload(
     Ok(locals)
 }
 
+/// The accept queue asked of the kernel, which caps it at `net.core.somaxconn` (4096 on
+/// current Linux). The default of 128 overflows when a few hundred clients connect at once —
+/// a page load through a proxy, a load balancer's health checks, a reconnect after a
+/// restart — and every connection it drops waits a second for its SYN to be sent again.
+/// SYN cookies, not a short queue, are what stand up to SYN floods.
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind_listener(config: &Config, addr: SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr).await.map_err(|err| {
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        // As std and tokio do: a restarted server binds while old connections linger in
+        // TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().map_err(|err| {
         Error::new(
             ErrorKind::Bind,
             format!("listener {addr}: cannot listen: {err}"),

@@ -595,3 +595,36 @@ async fn warn_only_with_unknown_hosts_to_the_default_never_serves_an_uncovered_n
     // The log names the virtual host the request was routed to.
     assert_eq!(lines[0]["target_vhost"], "a.test", "{}", lines[0]);
 }
+
+/// Four hundred clients connecting at once all complete TCP's handshake even before the
+/// server accepts any: the listening socket's queue is not the default 128, past which the
+/// kernel drops SYNs and each dropped client waits a second to send it again.
+#[tokio::test]
+async fn a_burst_of_connections_fits_the_accept_queue() {
+    let dir = crate::support::scratch_dir("backlog");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let embedded = misdirect_server::embedded::Embedded::generate(&dir, addr).unwrap();
+    // Bound and listening, but never run: nothing accepts.
+    let server = misdirect_server::Server::bind(embedded.into_config())
+        .await
+        .unwrap();
+    let target = server.local_addrs()[0];
+    let connects = (0..400)
+        .map(|_| tokio::time::timeout(Duration::from_millis(900), TcpStream::connect(target)));
+    let mut connected = Vec::new();
+    let mut set = tokio::task::JoinSet::new();
+    for connect in connects {
+        set.spawn(connect);
+    }
+    while let Some(done) = set.join_next().await {
+        if let Ok(Ok(stream)) = done.unwrap() {
+            connected.push(stream);
+        }
+    }
+    assert_eq!(
+        connected.len(),
+        400,
+        "connections that completed within 0.9 s"
+    );
+    drop(server);
+}
