@@ -22,7 +22,7 @@ use tokio_rustls::client::TlsStream;
 use tracing::debug;
 
 use crate::body::{Outgoing, pump_h2};
-use crate::conn::{ConnectionInfo, Protocol};
+use crate::info::{ConnectionInfo, Protocol};
 use crate::origin_watch::OriginWatch;
 use crate::tls::{ClientAuthNotes, Noting, Recording, TrustsNobody};
 use crate::{Body, Error, ErrorKind, RequestBody, Resolve, SystemResolver};

@@ -68,14 +68,16 @@ mod body;
 mod client;
 mod conn;
 mod error;
+mod info;
 mod origin_watch;
 mod resolve;
 mod tls;
 
 pub use body::{Body, BoxError, RequestBody};
 pub use client::{Client, ClientBuilder, Stats};
-pub use conn::{ConnectOptions, Connection, ConnectionInfo, Protocol};
+pub use conn::{ConnectOptions, Connection};
 pub use error::{Error, ErrorKind};
+pub use info::{ConnectionInfo, Protocol};
 pub use resolve::{Resolve, Resolving, StaticResolver, SystemResolver};
 
 /// The README's example, compiled as a doctest.

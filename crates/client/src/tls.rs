@@ -3,7 +3,7 @@
 //! whether the server asked and got one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::client::ResolvesClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -11,8 +11,6 @@ use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signat
 use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-
-use crate::client::lock;
 
 /// The verifier of a client built without trust anchors: every server certificate is
 /// refused as issued by an unknown authority, so a handshake fails with a clear error
@@ -92,7 +90,7 @@ impl ServerCertVerifier for Recording {
             ocsp_response,
             now,
         );
-        *lock(&self.outcome) = Some(outcome.map(|_| ()));
+        *self.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome.map(|_| ()));
         Ok(ServerCertVerified::assertion())
     }
 
