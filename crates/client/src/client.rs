@@ -532,22 +532,24 @@ impl Client {
                 conns.retain(|conn| !conn.closed.load(Ordering::Acquire));
             }
             pool.retain(|_, conns| !conns.is_empty());
-            let mut others = Vec::new();
-            for conn in pool.values().flatten() {
+            let own = pool.values().flatten().find(|conn| {
                 let state = lock(&conn.state);
-                if state.origin() != origin {
-                    if !own_only {
-                        others.push(conn.clone());
-                    }
-                    continue;
-                }
                 // Never verifies: the origin is the connection's own.
-                let decision = self.inner.policy.may_reuse(&state, origin, ips, |_| false);
-                if decision == ReuseDecision::Reuse {
-                    return Some(conn.clone());
-                }
+                state.origin() == origin
+                    && self.inner.policy.may_reuse(&state, origin, ips, |_| false)
+                        == ReuseDecision::Reuse
+            });
+            if let Some(conn) = own {
+                return Some(conn.clone());
             }
-            others
+            if own_only {
+                return None;
+            }
+            pool.values()
+                .flatten()
+                .filter(|conn| lock(&conn.state).origin() != origin)
+                .cloned()
+                .collect()
         };
         let conn = others.into_iter().find(|conn| {
             let state = lock(&conn.state);
