@@ -32,14 +32,8 @@ async fn a_then_b_share_one_connection_when_dns_overlaps_or_origin_frame_lists_b
         ReuseMode::OriginFrame,
     ] {
         let client = setup.builder(mode).build().unwrap();
-        assert_eq!(
-            setup.get(&client, "a.localhost").await,
-            served("a.localhost")
-        );
-        assert_eq!(
-            setup.get(&client, "b.localhost").await,
-            served("b.localhost")
-        );
+        setup.assert_served(&client, "a.localhost").await;
+        setup.assert_served(&client, "b.localhost").await;
         let stats = client.stats();
         assert_eq!(counts(stats), (1, 1, 0), "{mode:?}");
         assert_eq!(stats.requests, 2, "{mode:?}");
@@ -65,10 +59,7 @@ async fn an_origin_in_the_origin_set_needs_no_dns_answer() {
             .resolver(resolver.clone())
             .build()
             .unwrap();
-        assert_eq!(
-            setup.get(&client, "a.localhost").await,
-            served("a.localhost")
-        );
+        setup.assert_served(&client, "a.localhost").await;
         let request = http::Request::get(format!("https://b.localhost:{}/", setup.port))
             .body(Bytes::new())
             .unwrap();
@@ -87,19 +78,10 @@ async fn an_origin_in_the_origin_set_needs_no_dns_answer() {
 async fn exact_mode_opens_one_connection_per_origin() {
     let setup = Setup::start("exact").await;
     let client = setup.builder(ReuseMode::Exact).build().unwrap();
-    assert_eq!(
-        setup.get(&client, "a.localhost").await,
-        served("a.localhost")
-    );
-    assert_eq!(
-        setup.get(&client, "b.localhost").await,
-        served("b.localhost")
-    );
+    setup.assert_served(&client, "a.localhost").await;
+    setup.assert_served(&client, "b.localhost").await;
     // The same origin again rides its own connection (RFC 9113 §9.1).
-    assert_eq!(
-        setup.get(&client, "a.localhost").await,
-        served("a.localhost")
-    );
+    setup.assert_served(&client, "a.localhost").await;
     assert_eq!(counts(client.stats()), (2, 0, 0));
 }
 
@@ -109,14 +91,8 @@ async fn a_host_the_certificate_does_not_cover_gets_its_own_connection() {
     let setup = Setup::start("cover").await;
     for mode in [ReuseMode::DnsOverlap, ReuseMode::OriginFrame] {
         let client = setup.builder(mode).build().unwrap();
-        assert_eq!(
-            setup.get(&client, "a.localhost").await,
-            served("a.localhost")
-        );
-        assert_eq!(
-            setup.get(&client, "c.localhost").await,
-            served("c.localhost")
-        );
+        setup.assert_served(&client, "a.localhost").await;
+        setup.assert_served(&client, "c.localhost").await;
         assert_eq!(counts(client.stats()), (2, 0, 0), "{mode:?}");
     }
 }
@@ -131,14 +107,8 @@ async fn an_origin_left_out_of_the_origin_frame_opens_a_connection_though_dns_ov
         .with_client_cert(setup.builder(ReuseMode::OriginFrame))
         .build()
         .unwrap();
-    assert_eq!(
-        setup.get(&client, "a.localhost").await,
-        served("a.localhost")
-    );
-    assert_eq!(
-        setup.get(&client, "secure.localhost").await,
-        served("secure.localhost")
-    );
+    setup.assert_served(&client, "a.localhost").await;
+    setup.assert_served(&client, "secure.localhost").await;
     let stats = client.stats();
     assert_eq!(counts(stats), (2, 0, 0));
     assert_eq!(stats.origin_frames, 2);
@@ -155,24 +125,12 @@ async fn a_421_is_retried_once_on_a_fresh_connection_and_remembered() {
         .with_client_cert(setup.builder(ReuseMode::DnsOverlap))
         .build()
         .unwrap();
-    assert_eq!(
-        setup.get(&client, "a.localhost").await,
-        served("a.localhost")
-    );
-    assert_eq!(
-        setup.get(&client, "secure.localhost").await,
-        served("secure.localhost")
-    );
+    setup.assert_served(&client, "a.localhost").await;
+    setup.assert_served(&client, "secure.localhost").await;
     assert_eq!(counts(client.stats()), (2, 1, 1));
     // The 421 is remembered on a.localhost's connection, and secure.localhost now has its own.
-    assert_eq!(
-        setup.get(&client, "secure.localhost").await,
-        served("secure.localhost")
-    );
-    assert_eq!(
-        setup.get(&client, "b.localhost").await,
-        served("b.localhost")
-    );
+    setup.assert_served(&client, "secure.localhost").await;
+    setup.assert_served(&client, "b.localhost").await;
     let stats = client.stats();
     assert_eq!(counts(stats), (2, 2, 1));
     assert_eq!(stats.requests, 4);
@@ -220,28 +178,16 @@ async fn a_connection_that_presented_a_client_certificate_is_not_shared_unless_a
         .with_client_cert(setup.builder(ReuseMode::DnsOverlap))
         .build()
         .unwrap();
-    assert_eq!(
-        setup.get(&client, "secure.localhost").await,
-        served("secure.localhost")
-    );
-    assert_eq!(
-        setup.get(&client, "a.localhost").await,
-        served("a.localhost")
-    );
+    setup.assert_served(&client, "secure.localhost").await;
+    setup.assert_served(&client, "a.localhost").await;
     assert_eq!(counts(client.stats()), (2, 0, 0));
 
     let sharing = setup
         .with_client_cert(setup.builder(ReuseMode::DnsOverlap).share_client_cert(true))
         .build()
         .unwrap();
-    assert_eq!(
-        setup.get(&sharing, "secure.localhost").await,
-        served("secure.localhost")
-    );
-    assert_eq!(
-        setup.get(&sharing, "a.localhost").await,
-        served("a.localhost")
-    );
+    setup.assert_served(&sharing, "secure.localhost").await;
+    setup.assert_served(&sharing, "a.localhost").await;
     assert_eq!(counts(sharing.stats()), (1, 1, 0));
 }
 
@@ -268,14 +214,8 @@ async fn disjoint_addresses_prevent_dns_overlap_reuse_but_not_origin_frame_reuse
         .resolver(resolver.clone())
         .build()
         .unwrap();
-    assert_eq!(
-        setup.get(&client, "a.localhost").await,
-        served("a.localhost")
-    );
-    assert_eq!(
-        setup.get(&client, "b.localhost").await,
-        served("b.localhost")
-    );
+    setup.assert_served(&client, "a.localhost").await;
+    setup.assert_served(&client, "b.localhost").await;
     assert_eq!(counts(client.stats()), (2, 0, 0));
 
     // RFC 8336 §2.4: the ORIGIN set replaces the DNS check.
@@ -284,14 +224,8 @@ async fn disjoint_addresses_prevent_dns_overlap_reuse_but_not_origin_frame_reuse
         .resolver(resolver)
         .build()
         .unwrap();
-    assert_eq!(
-        setup.get(&client, "a.localhost").await,
-        served("a.localhost")
-    );
-    assert_eq!(
-        setup.get(&client, "b.localhost").await,
-        served("b.localhost")
-    );
+    setup.assert_served(&client, "a.localhost").await;
+    setup.assert_served(&client, "b.localhost").await;
     assert_eq!(counts(client.stats()), (1, 1, 0));
 }
 
@@ -299,19 +233,10 @@ async fn disjoint_addresses_prevent_dns_overlap_reuse_but_not_origin_frame_reuse
 async fn a_connection_the_server_closed_is_replaced() {
     let setup = Setup::start("restart").await;
     let client = setup.builder(ReuseMode::OriginFrame).build().unwrap();
-    assert_eq!(
-        setup.get(&client, "a.localhost").await,
-        served("a.localhost")
-    );
+    setup.assert_served(&client, "a.localhost").await;
     let setup = setup.restart().await;
-    assert_eq!(
-        setup.get(&client, "b.localhost").await,
-        served("b.localhost")
-    );
-    assert_eq!(
-        setup.get(&client, "a.localhost").await,
-        served("a.localhost")
-    );
+    setup.assert_served(&client, "b.localhost").await;
+    setup.assert_served(&client, "a.localhost").await;
     assert_eq!(counts(client.stats()), (2, 1, 0));
 }
 
@@ -453,20 +378,14 @@ async fn the_limit_of_connections_per_peer_holds() {
         .max_connections_per_peer(1)
         .build()
         .unwrap();
-    assert_eq!(
-        setup.get(&client, "a.localhost").await,
-        served("a.localhost")
-    );
+    setup.assert_served(&client, "a.localhost").await;
     let request = http::Request::get(format!("https://b.localhost:{}/", setup.port))
         .body(Bytes::new())
         .unwrap();
     let err = client.send(request).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TooManyConnections, "{err}");
     // The connection in the pool still serves its own origin.
-    assert_eq!(
-        setup.get(&client, "a.localhost").await,
-        served("a.localhost")
-    );
+    setup.assert_served(&client, "a.localhost").await;
     assert_eq!(client.stats().connections_opened, 1);
 }
 
@@ -741,10 +660,7 @@ async fn a_streaming_body_is_not_retried_after_a_421_and_says_so() {
     assert_eq!(counts(client.stats()), (1, 1, 0));
     // The origin is misdirected on a.localhost's connection: the next request goes to a
     // connection made for it.
-    assert_eq!(
-        setup.get(&client, "secure.localhost").await,
-        served("secure.localhost")
-    );
+    setup.assert_served(&client, "secure.localhost").await;
     assert_eq!(counts(client.stats()), (2, 1, 0));
 }
 
@@ -778,19 +694,10 @@ async fn a_remembered_421_keeps_the_origin_off_new_shared_connections() {
         }
         let client = builder.build().unwrap();
         setup.get(&client, "a.localhost").await;
-        assert_eq!(
-            setup.get(&client, "secure.localhost").await,
-            served("secure.localhost")
-        );
+        setup.assert_served(&client, "secure.localhost").await;
         let setup = setup.restart().await;
-        assert_eq!(
-            setup.get(&client, "b.localhost").await,
-            served("b.localhost")
-        );
-        assert_eq!(
-            setup.get(&client, "secure.localhost").await,
-            served("secure.localhost")
-        );
+        setup.assert_served(&client, "b.localhost").await;
+        setup.assert_served(&client, "secure.localhost").await;
         let stats = client.stats();
         assert_eq!(stats.retries_421, retries, "remember {remember}: {stats:?}");
         assert_eq!(

@@ -115,6 +115,13 @@ impl Setup {
     }
 }
 
+impl Setup {
+    /// GET `https://{host}:{port}/` and check `host`'s own virtual host answered it.
+    pub async fn assert_served(&self, client: &Client, host: &str) {
+        assert_eq!(self.get(client, host).await, served(host), "{host}");
+    }
+}
+
 pub fn served(host: &str) -> (u16, String) {
     (200, format!("vhost {host}\n"))
 }
